@@ -1,0 +1,29 @@
+// src/arch/context.h: the one interface to the per-architecture context
+// switch (ctx_x86_64_sysv.S, ctx_aarch64_aapcs.S).
+//
+// A context is just a saved stack pointer: goro_ctx_switch pushes the
+// callee-saved registers of the ABI on the current stack, stores the stack
+// pointer in *save, loads `load` as the new stack pointer, pops that
+// context's registers and returns into it. `transfer` arrives as the return
+// value of the goro_ctx_switch call being resumed (or as the first argument of
+// a fresh context's entry function), so a switch can hand over one pointer
+// without any thread-local state.
+#pragma once
+
+#include <cstddef>
+
+extern "C" {
+void* goro_ctx_switch(void** save, void* load, void* transfer);
+}
+
+namespace goro::arch {
+
+// Entry of a fresh context. It must never return: it ends by switching away.
+using EntryFn = void (*)(void* transfer, void* arg);
+
+// Prepares a fresh context on the stack whose highest address is `stack_top`
+// (16-byte aligned). The first switch into the returned stack pointer calls
+// entry(transfer, arg) on that stack.
+void* make_context(void* stack_top, EntryFn entry, void* arg);
+
+}  // namespace goro::arch

@@ -1,0 +1,22 @@
+// Builds the initial frame of a fresh AArch64 context; the layout is the one
+// documented in ctx_aarch64_aapcs.S.
+#include "arch/context.h"
+
+#include <cstdint>
+
+extern "C" void goro_ctx_trampoline();
+
+namespace goro::arch {
+
+void* make_context(void* stack_top, EntryFn entry, void* arg) {
+  auto top = reinterpret_cast<std::uintptr_t>(stack_top) & ~std::uintptr_t{15};
+  auto* frame = reinterpret_cast<std::uint64_t*>(top - 176);
+  for (int i = 0; i < 22; ++i) frame[i] = 0;
+  frame[0] = reinterpret_cast<std::uint64_t>(entry);                 // x19
+  frame[1] = reinterpret_cast<std::uint64_t>(arg);                   // x20
+  frame[11] = reinterpret_cast<std::uint64_t>(&goro_ctx_trampoline);  // x30
+  frame[20] = 0;                                                     // FPCR: IEEE defaults
+  return frame;
+}
+
+}  // namespace goro::arch

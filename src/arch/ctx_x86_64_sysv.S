@@ -1,0 +1,66 @@
+/* x86-64 System V context switch.
+ *
+ * void* goro_ctx_switch(void** save /rdi/, void* load /rsi/, void* transfer /rdx/);
+ *
+ * Saves what the ABI makes callee-saved: rbx, rbp, r12-r15, the stack pointer,
+ * MXCSR's control bits and the x87 control word. Everything else is
+ * caller-saved, so the C++ caller already assumes it is clobbered. Not saved:
+ * the other vector/x87 registers (caller-saved), the direction flag (clear at
+ * every call by the ABI), fs/gs bases (per thread, not per context).
+ *
+ * Frame left at the saved stack pointer (low to high):
+ *   [0] MXCSR (4 bytes), x87 control word (2 bytes), padding
+ *   [8] r15  [16] r14  [24] r13  [32] r12  [40] rbx  [48] rbp  [56] return address
+ * src/arch/context_x86_64.cc builds the same frame for a fresh context, with
+ * the return address pointing at goro_ctx_trampoline and r12/r13 holding the
+ * entry function and its argument.
+ */
+    .text
+    .globl goro_ctx_switch
+    .type goro_ctx_switch, @function
+    .p2align 4
+goro_ctx_switch:
+    .cfi_startproc
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    movq %rdx, %rax
+    ret
+    .cfi_endproc
+    .size goro_ctx_switch, .-goro_ctx_switch
+
+/* First code a fresh context runs: entry(transfer, arg) with entry in r12 and
+ * arg in r13. The stack is 16-byte aligned here, as a call requires. entry
+ * never returns; ud2 traps if it does. The return address is marked undefined
+ * so debuggers and unwinders stop here: this is the bottom of a goroutine. */
+    .globl goro_ctx_trampoline
+    .type goro_ctx_trampoline, @function
+    .p2align 4
+goro_ctx_trampoline:
+    .cfi_startproc
+    .cfi_undefined rip
+    movq %rax, %rdi
+    movq %r13, %rsi
+    callq *%r12
+    ud2
+    .cfi_endproc
+    .size goro_ctx_trampoline, .-goro_ctx_trampoline
+
+    .section .note.GNU-stack,"",@progbits

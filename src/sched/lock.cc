@@ -1,0 +1,22 @@
+// Slow paths of goro::detail::RawMutex (see raw_mutex.h for the protocol).
+#include <goro/detail/raw_mutex.h>
+
+#include "sched/futex.h"
+
+namespace goro::detail {
+
+void RawMutex::lock_slow() {
+  for (int i = 0; i < 64; ++i) {
+    std::uint32_t c = 0;
+    if (state_.load(std::memory_order_relaxed) == 0 &&
+        state_.compare_exchange_weak(c, 1, std::memory_order_acquire))
+      return;
+    rt::cpu_relax();
+  }
+  // Mark contended (2) so that the holder's unlock wakes us.
+  while (state_.exchange(2, std::memory_order_acquire) != 0) rt::futex_wait(&state_, 2);
+}
+
+void RawMutex::wake_one() { rt::futex_wake(&state_, 1); }
+
+}  // namespace goro::detail

@@ -1,0 +1,907 @@
+// src/sched/sched.cc: the M:N work-stealing scheduler.
+//
+// Design (docs/ARCHITECTURE.md has the reasons):
+//  - One worker thread per P. A worker runs goroutines from, in order: its
+//    timers that are due, the global queue one time in 61 (fairness), its
+//    runnext slot, its local run queue, the global queue, then (spinning)
+//    stealing half of another P's queue; with nothing found it parks on its
+//    futex until the earliest timer of any P or until woken.
+//  - Switching goes straight from one goroutine to the next when the next is
+//    at hand (runnext, local queue, global queue); only when there is none
+//    does the goroutine switch to its worker's own stack (g0), which does the
+//    slow search and the sleeping.
+//  - Whatever must happen after a context is saved (release the lock of the
+//    wait queue the G parked on, requeue a yielding G, recycle an exited G)
+//    travels with the switch as an Action and is run by the context switched
+//    to, on the same thread, before anything else.
+//
+// Lock order (outermost first): a primitive's own lock (channel, mutex, ...)
+// -> Sched::lock -> P::tlock -> stack pool lock. Sched::lock and P::tlock are
+// never held together except in timer migration (tlock of the source, then
+// tlock of the destination, with Sched::lock not held).
+//
+// Spinning and idling (Go's protocol): a worker that runs out of work may
+// become "spinning" (counted in nspinning, at most half the busy Ps) and
+// steal. Work is published before wakep() reads nidle/nspinning with a
+// seq_cst fence between; a worker going idle increments nidle (seq_cst)
+// before re-checking every queue. Either the waker sees the idler or the
+// idler sees the work: no lost wakeup.
+#include "sched/sched.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include "arch/context.h"
+#include "arch/sanitizer.h"
+#include "goro/runtime.h"
+#include "goro/sync.h"
+#include "sched/fatal.h"
+#include "sched/futex.h"
+
+namespace goro::rt {
+
+namespace {
+
+constexpr int kMaxProcs = 256;
+constexpr std::uint32_t kGlobalCheckInterval = 61;
+constexpr std::uint32_t kRunnextStreakMax = 128;
+constexpr std::uint32_t kGFreeMax = 64;
+
+struct Sched {
+  // Protects ghead/gtail, gfree, the idle list, allgs appends, P creation.
+  Lock lock;
+  G* ghead = nullptr;
+  G* gtail = nullptr;
+  std::atomic<std::uint32_t> gsize{0};  // written under lock; read without it as a hint
+  G* gfree = nullptr;
+  std::vector<P*> idle;                 // idle Ps (their threads sleep)
+  std::atomic<int> nidle{0};
+  std::atomic<int> nspinning{0};
+  std::atomic<int> nprocs{0};
+  std::atomic<int> nstarted{0};         // Ps created so far (prefix of ps[])
+  P* ps[kMaxProcs] = {};
+  G* allgs = nullptr;
+  std::atomic<std::uint64_t> next_id{1};
+  std::atomic<std::int64_t> thread_spawned{0};  // spawns from plain threads (exits count on a P)
+  std::atomic<std::size_t> default_stack{128 * 1024};
+};
+
+// Never destroyed: workers and abandoned goroutines outlive static destruction.
+Sched& sched() {
+  static Sched* s = new Sched;
+  return *s;
+}
+
+thread_local P* tls_p = nullptr;
+
+// What the context switched to must do first (see the header comment).
+struct Action {
+  void (*fn)(G* prev, void* arg) = nullptr;
+  G* prev = nullptr;
+  void* arg = nullptr;
+};
+
+void run_action(void* transfer) {
+  if (transfer == nullptr) return;
+  // Copy first: once fn has run, prev may be resumed elsewhere and its stack,
+  // which holds the Action, reused.
+  Action a = *static_cast<Action*>(transfer);
+  if (a.fn != nullptr) a.fn(a.prev, a.arg);
+}
+
+std::uint32_t fastrand(P* p) {
+  // xorshift64*
+  p->rng ^= p->rng >> 12;
+  p->rng ^= p->rng << 25;
+  p->rng ^= p->rng >> 27;
+  return static_cast<std::uint32_t>((p->rng * 2685821657736338717ULL) >> 32);
+}
+
+// ---------------------------------------------------------------- global queue
+void global_put_batch_locked(Sched& s, G** gs, std::uint32_t n) {
+  for (std::uint32_t i = 0; i < n; ++i) {
+    gs[i]->sched_next = nullptr;
+    if (s.gtail != nullptr) s.gtail->sched_next = gs[i]; else s.ghead = gs[i];
+    s.gtail = gs[i];
+  }
+  s.gsize.store(s.gsize.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+void global_put(G* g) {
+  Sched& s = sched();
+  s.lock.lock();
+  global_put_batch_locked(s, &g, 1);
+  s.lock.unlock();
+}
+
+// Takes one G to run and moves up to a fair share more into p's local queue.
+G* global_get(P* p, std::uint32_t max) {
+  Sched& s = sched();
+  if (s.gsize.load(std::memory_order_relaxed) == 0) return nullptr;
+  s.lock.lock();
+  std::uint32_t size = s.gsize.load(std::memory_order_relaxed);
+  if (size == 0) {
+    s.lock.unlock();
+    return nullptr;
+  }
+  int np = std::max(1, s.nprocs.load(std::memory_order_relaxed));
+  std::uint32_t n = std::min({size, size / np + 1, max, RunQueue::kSize / 2});
+  G* first = s.ghead;
+  s.ghead = first->sched_next;
+  for (std::uint32_t i = 1; i < n; ++i) {
+    G* g = s.ghead;
+    s.ghead = g->sched_next;
+    p->runq.push(g);  // cannot fail: at most half the ring, and only this thread pushes
+  }
+  if (s.ghead == nullptr) s.gtail = nullptr;
+  s.gsize.store(size - n, std::memory_order_relaxed);
+  s.lock.unlock();
+  return first;
+}
+
+void runq_put(P* p, G* g) {
+  if (p->runq.push(g)) return;
+  // Full: move half of it and g to the global queue, as Go's runqputslow.
+  G* batch[RunQueue::kSize / 2 + 1];
+  std::uint32_t n = p->runq.take_half(batch);
+  batch[n++] = g;
+  Sched& s = sched();
+  s.lock.lock();
+  global_put_batch_locked(s, batch, n);
+  s.lock.unlock();
+}
+
+bool any_work() {
+  Sched& s = sched();
+  if (s.gsize.load(std::memory_order_relaxed) != 0) return true;
+  int n = s.nstarted.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) {
+    P* q = s.ps[i];
+    if (!q->runq.empty() || q->runnext.load(std::memory_order_relaxed) != nullptr) return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------- waking
+void wake_p(P* q) {
+  q->wake_seq.fetch_add(1, std::memory_order_release);
+  futex_wake(&q->wake_seq, 1);
+}
+
+// Takes an active P off the idle list (Sched::lock held); inactive ones are
+// dropped from the list, they wait on their own for reactivation.
+P* idle_pop_locked(Sched& s) {
+  while (!s.idle.empty()) {
+    P* q = s.idle.back();
+    s.idle.pop_back();
+    q->in_idle = false;
+    s.nidle.fetch_sub(1, std::memory_order_seq_cst);
+    if (q->active.load(std::memory_order_acquire)) return q;
+    wake_p(q);  // let it notice its deactivation
+  }
+  return nullptr;
+}
+
+// Wakes an idle P to look for work, unless one is already spinning (it will
+// find the work, and wake another if it finds some: reset_spinning).
+void wakep() {
+  Sched& s = sched();
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (s.nidle.load(std::memory_order_seq_cst) == 0) return;
+  int zero = 0;
+  if (!s.nspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
+  s.lock.lock();
+  P* q = idle_pop_locked(s);
+  s.lock.unlock();
+  if (q == nullptr) {
+    s.nspinning.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  q->spinning = true;  // published to q by wake_seq's release increment
+  wake_p(q);
+}
+
+// Wakes one idle P without making it spinning, so it recomputes its sleep
+// deadline (a timer earlier than any it knew of was added).
+void poke_idle() {
+  Sched& s = sched();
+  if (s.nidle.load(std::memory_order_relaxed) == 0) return;
+  s.lock.lock();
+  P* q = s.idle.empty() ? nullptr : s.idle.back();
+  s.lock.unlock();
+  if (q != nullptr) wake_p(q);
+}
+
+void reset_spinning(P* p) {
+  if (!p->spinning) return;
+  p->spinning = false;
+  if (sched().nspinning.fetch_sub(1, std::memory_order_seq_cst) == 1) wakep();
+}
+
+// ---------------------------------------------------------------- G lifecycle
+std::uint64_t new_goid(P* p) {
+  Sched& s = sched();
+  if (p == nullptr) return s.next_id.fetch_add(1, std::memory_order_relaxed);
+  if (p->id_next == p->id_end) {
+    constexpr std::uint64_t kBatch = 64;
+    p->id_next = s.next_id.fetch_add(kBatch, std::memory_order_relaxed);
+    p->id_end = p->id_next + kBatch;
+  }
+  return p->id_next++;
+}
+
+G* g_get(P* p) {
+  if (p != nullptr && p->gfree != nullptr) {
+    G* g = p->gfree;
+    p->gfree = g->sched_next;
+    --p->ngfree;
+    return g;
+  }
+  Sched& s = sched();
+  s.lock.lock();
+  G* g = s.gfree;
+  if (g != nullptr) s.gfree = g->sched_next;
+  s.lock.unlock();
+  if (g != nullptr) return g;
+  g = new G;
+  s.lock.lock();
+  g->all_next = s.allgs;
+  s.allgs = g;
+  s.lock.unlock();
+  return g;
+}
+
+void g_put(P* p, G* g) {
+  g->status.store(GStatus::idle, std::memory_order_relaxed);
+  if (p->ngfree < kGFreeMax) {
+    g->sched_next = p->gfree;
+    p->gfree = g;
+    ++p->ngfree;
+    return;
+  }
+  Sched& s = sched();
+  s.lock.lock();
+  g->sched_next = s.gfree;
+  s.gfree = g;
+  s.lock.unlock();
+}
+
+Stack* stack_get(P* p, std::uint8_t cls) {
+  if (cls == stack_class_for(sched().default_stack.load(std::memory_order_relaxed)) &&
+      p->nscache > 0 && p->scache[p->nscache - 1]->size_class == cls)
+    return p->scache[--p->nscache];
+  return stack_alloc_global(cls);
+}
+
+void stack_put(P* p, Stack* st) {
+  st->dirty = true;
+  if (p->nscache == P::kStackCache) {
+    for (std::uint32_t i = P::kStackCache / 2; i < P::kStackCache; ++i) stack_free_global(p->scache[i]);
+    p->nscache = P::kStackCache / 2;
+  }
+  p->scache[p->nscache++] = st;
+}
+
+void g_entry(void* transfer, void* arg);
+
+// Gives a G that has never run its stack and initial context.
+void g_prepare(P* p, G* g) {
+  g->stack = stack_get(p, g->stack_class);
+  g->san.stack_bottom = g->stack->lo;
+  g->san.stack_size = g->stack->size();
+  g->san.tsan = arch::san_create_fiber();
+  g->asan_fake_stack = nullptr;
+  g->sp = arch::make_context(g->stack->hi, &g_entry, g);
+}
+
+[[noreturn]] void stack_overflow(G* g) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "stack overflow in goroutine %llu (created at %s:%u)",
+                static_cast<unsigned long long>(g->id), g->where.file_name(),
+                static_cast<unsigned>(g->where.line()));
+  fatal(buf);
+}
+
+// ---------------------------------------------------------------- switching
+// Switches from goroutine `from` (running on p) to goroutine `to`, or to p's
+// scheduler context when `to` is null. Returns when `from` is resumed, on
+// whatever thread resumes it. `from_done` means `from` has exited and will
+// never resume.
+void switch_from_g(P* p, G* from, G* to, Action* act, bool from_done) {
+  if (from->stack != nullptr && !from->stack->guarded && !stack_canary_ok(from->stack))
+    stack_overflow(from);
+  void** fake = from_done ? nullptr : &from->asan_fake_stack;
+  void* transfer;
+  if (to != nullptr) {
+    if (to->stack == nullptr) g_prepare(p, to);
+    p->curg = to;
+    to->status.store(GStatus::running, std::memory_order_relaxed);
+    arch::san_start_switch(fake, to->san);
+    transfer = goro_ctx_switch(&from->sp, to->sp, act);
+  } else {
+    p->curg = nullptr;
+    arch::san_start_switch(fake, p->g0_san);
+    transfer = goro_ctx_switch(&from->sp, p->g0_sp, act);
+  }
+  arch::san_finish_switch(from->asan_fake_stack, nullptr);
+  run_action(transfer);
+}
+
+void run_timers(P* p, std::int64_t now);
+
+// The quick search, done on the parking goroutine's own stack: never blocks,
+// never steals. Returns null if p has no ready work (or is being deactivated).
+G* runnable_fast(P* p) {
+  if (!p->active.load(std::memory_order_acquire)) return nullptr;
+  ++p->schedtick;
+  if (p->next_when.load(std::memory_order_relaxed) != INT64_MAX) run_timers(p, mono_now_ns());
+  if (p->schedtick % kGlobalCheckInterval == 0) {
+    if (G* g = global_get(p, 1)) return g;
+  }
+  if (p->runnext_streak < kRunnextStreakMax || p->runq.empty()) {
+    if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) {
+      ++p->runnext_streak;
+      return g;
+    }
+  }
+  p->runnext_streak = 0;
+  if (G* g = p->runq.pop()) return g;
+  if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) return g;
+  return global_get(p, RunQueue::kSize / 2);
+}
+
+void action_requeue(G* prev, void*) {
+  P* p = current_p();
+  runq_put(p, prev);
+  if (sched().nidle.load(std::memory_order_relaxed) > 0) wakep();
+}
+
+void action_unlock(G*, void* arg) {
+  auto* u = static_cast<std::pair<void (*)(void*), void*>*>(arg);
+  auto fn = u->first;
+  void* a = u->second;
+  if (fn != nullptr) fn(a);
+}
+
+void action_exit(G* prev, void*) {
+  P* p = current_p();
+  arch::san_destroy_fiber(prev->san.tsan);
+  prev->san.tsan = nullptr;
+  stack_put(p, prev->stack);
+  prev->stack = nullptr;
+  if (prev->closure_on_heap) ::operator delete(prev->closure);
+  prev->closure = nullptr;
+  g_put(p, prev);
+}
+
+[[noreturn]] void g_exit(G* g) {
+  P* p = current_p();
+  g->status.store(GStatus::dead, std::memory_order_relaxed);
+  p->nlive.store(p->nlive.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  Action act{&action_exit, g, nullptr};
+  switch_from_g(p, g, runnable_fast(p), &act, true);
+  fatal("dead goroutine resumed");
+}
+
+void g_entry(void* transfer, void* arg) {
+  G* g = static_cast<G*>(arg);
+  arch::san_finish_switch(nullptr, nullptr);
+  run_action(transfer);
+  try {
+    g->thunk(g->closure);
+  } catch (...) {
+    die_of_panic(g, std::current_exception());
+  }
+  g_exit(g);
+}
+
+// ---------------------------------------------------------------- timers
+bool timer_less(const Timer* a, const Timer* b) { return a->when < b->when; }
+
+void heap_up(std::vector<Timer*>& h, std::size_t i) {
+  Timer* t = h[i];
+  while (i > 0) {
+    std::size_t parent = (i - 1) / 4;
+    if (!timer_less(t, h[parent])) break;
+    h[i] = h[parent];
+    h[i]->heap_index = static_cast<std::int32_t>(i);
+    i = parent;
+  }
+  h[i] = t;
+  t->heap_index = static_cast<std::int32_t>(i);
+}
+
+void heap_down(std::vector<Timer*>& h, std::size_t i) {
+  Timer* t = h[i];
+  const std::size_t n = h.size();
+  for (;;) {
+    std::size_t best = i;
+    const Timer* bt = t;
+    for (std::size_t c = 4 * i + 1; c < std::min(n, 4 * i + 5); ++c) {
+      if (timer_less(h[c], bt)) {
+        best = c;
+        bt = h[c];
+      }
+    }
+    if (best == i) break;
+    h[i] = h[best];
+    h[i]->heap_index = static_cast<std::int32_t>(i);
+    i = best;
+  }
+  h[i] = t;
+  t->heap_index = static_cast<std::int32_t>(i);
+}
+
+void heap_remove_locked(P* p, Timer* t) {
+  auto& h = p->theap;
+  std::size_t i = static_cast<std::size_t>(t->heap_index);
+  Timer* last = h.back();
+  h.pop_back();
+  if (last != t) {
+    h[i] = last;
+    last->heap_index = static_cast<std::int32_t>(i);
+    heap_down(h, i);
+    heap_up(h, static_cast<std::size_t>(last->heap_index));
+  }
+  t->heap_index = -1;
+  t->owner.store(nullptr, std::memory_order_relaxed);
+  p->next_when.store(h.empty() ? INT64_MAX : h[0]->when, std::memory_order_relaxed);
+}
+
+void heap_add_locked(P* p, Timer* t) {
+  p->theap.push_back(t);
+  heap_up(p->theap, p->theap.size() - 1);
+  t->owner.store(p, std::memory_order_release);
+  p->next_when.store(p->theap[0]->when, std::memory_order_relaxed);
+}
+
+// Fires p's timers that are due at `now`. Any thread may run any P's timers.
+void run_timers(P* p, std::int64_t now) {
+  constexpr int kBatch = 32;
+  for (;;) {
+    if (p->next_when.load(std::memory_order_relaxed) > now) return;
+    Timer* due[kBatch];
+    int n = 0;
+    p->tlock.lock();
+    while (n < kBatch && !p->theap.empty() && p->theap[0]->when <= now) {
+      Timer* t = p->theap[0];
+      heap_remove_locked(p, t);
+      due[n++] = t;
+    }
+    p->tlock.unlock();
+    for (int i = 0; i < n; ++i) due[i]->fire(due[i]);
+    if (n < kBatch) return;
+  }
+}
+
+std::int64_t earliest_timer() {
+  Sched& s = sched();
+  std::int64_t w = INT64_MAX;
+  int n = s.nstarted.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) w = std::min(w, s.ps[i]->next_when.load(std::memory_order_relaxed));
+  return w;
+}
+
+// Moves all of `from`'s timers to `to` (P deactivation).
+void migrate_timers(P* from, P* to) {
+  from->tlock.lock();
+  std::vector<Timer*> moving;
+  moving.swap(from->theap);
+  from->next_when.store(INT64_MAX, std::memory_order_relaxed);
+  to->tlock.lock();
+  for (Timer* t : moving) heap_add_locked(to, t);
+  to->tlock.unlock();
+  from->tlock.unlock();
+}
+
+// ---------------------------------------------------------------- workers
+G* steal_work(P* p) {
+  Sched& s = sched();
+  int n = s.nstarted.load(std::memory_order_acquire);
+  G* buf[RunQueue::kSize / 2];
+  std::int64_t now = mono_now_ns();
+  for (int round = 0; round < 4; ++round) {
+    std::uint32_t start = fastrand(p);
+    for (int k = 0; k < n; ++k) {
+      P* q = s.ps[(start + k) % n];
+      if (q == p) continue;
+      run_timers(q, now);
+      if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) return g;  // a timer readied it
+      if (!q->active.load(std::memory_order_acquire) && q->runq.empty()) continue;
+      std::uint32_t got = q->runq.grab(buf);
+      if (got == 0 && round == 3) {
+        if (G* g = q->runnext.exchange(nullptr, std::memory_order_acquire)) return g;
+      }
+      if (got == 0) continue;
+      for (std::uint32_t i = 1; i < got; ++i) p->runq.push(buf[i]);
+      return buf[0];
+    }
+  }
+  return nullptr;
+}
+
+// A deactivated P hands its work away and sleeps until reactivated.
+void deactivate(P* p) {
+  Sched& s = sched();
+  reset_spinning(p);
+  if (G* g = p->runnext.exchange(nullptr)) global_put(g);
+  while (G* g = p->runq.pop()) global_put(g);
+  migrate_timers(p, s.ps[0]);
+  wakep();
+  while (!p->active.load(std::memory_order_acquire)) {
+    std::uint32_t seq = p->wake_seq.load(std::memory_order_acquire);
+    if (p->active.load(std::memory_order_acquire)) break;
+    futex_wait(&p->wake_seq, seq);
+  }
+}
+
+// Parks p's thread until woken or until the earliest timer. On return p is
+// off the idle list.
+void idle_sleep(P* p) {
+  Sched& s = sched();
+  std::uint32_t seq = p->wake_seq.load(std::memory_order_acquire);
+  s.lock.lock();
+  s.idle.push_back(p);
+  p->in_idle = true;
+  s.nidle.fetch_add(1, std::memory_order_seq_cst);
+  s.lock.unlock();
+  if (p->spinning) {
+    p->spinning = false;
+    s.nspinning.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::int64_t deadline = earliest_timer();
+  if (!any_work() && deadline > mono_now_ns() && p->active.load(std::memory_order_acquire)) {
+    stack_trim();
+    futex_wait(&p->wake_seq, seq, deadline == INT64_MAX ? -1 : deadline);
+  }
+  s.lock.lock();
+  if (p->in_idle) {
+    s.idle.erase(std::find(s.idle.begin(), s.idle.end(), p));
+    p->in_idle = false;
+    s.nidle.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  s.lock.unlock();
+}
+
+G* find_runnable(P* p) {
+  Sched& s = sched();
+  for (;;) {
+    if (!p->active.load(std::memory_order_acquire)) {
+      deactivate(p);
+      continue;
+    }
+    if (G* g = runnable_fast(p)) {
+      reset_spinning(p);
+      return g;
+    }
+    int busy = s.nprocs.load(std::memory_order_relaxed) - s.nidle.load(std::memory_order_relaxed);
+    if (p->spinning || 2 * s.nspinning.load(std::memory_order_relaxed) < busy) {
+      if (!p->spinning) {
+        p->spinning = true;
+        s.nspinning.fetch_add(1, std::memory_order_seq_cst);
+      }
+      if (G* g = steal_work(p)) {
+        reset_spinning(p);
+        return g;
+      }
+    }
+    idle_sleep(p);
+  }
+}
+
+void worker_main(P* p) {
+  tls_p = p;
+  install_altstack();
+  p->g0_san.tsan = arch::san_current_fiber();
+  if constexpr (arch::kAsan) {
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      void* addr = nullptr;
+      std::size_t size = 0;
+      pthread_attr_getstack(&attr, &addr, &size);
+      p->g0_san.stack_bottom = addr;
+      p->g0_san.stack_size = size;
+      pthread_attr_destroy(&attr);
+    }
+  }
+  for (;;) {
+    G* g = find_runnable(p);
+    if (g->stack == nullptr) g_prepare(p, g);
+    p->curg = g;
+    g->status.store(GStatus::running, std::memory_order_relaxed);
+    arch::san_start_switch(&p->g0_fake_stack, g->san);
+    void* transfer = goro_ctx_switch(&p->g0_sp, g->sp, nullptr);
+    arch::san_finish_switch(p->g0_fake_stack, nullptr);
+    run_action(transfer);
+  }
+}
+
+// Creates Ps up to n and starts their threads (Sched::lock held).
+void grow_procs_locked(Sched& s, int n) {
+  for (int i = s.nstarted.load(std::memory_order_relaxed); i < n; ++i) {
+    P* p = new P(i);
+    p->rng = 0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(i + 1);
+    s.ps[i] = p;
+    s.nstarted.store(i + 1, std::memory_order_release);
+  }
+  for (int i = 0; i < n; ++i) {
+    P* p = s.ps[i];
+    p->active.store(true, std::memory_order_release);
+    if (!p->started) {
+      p->started = true;
+      std::thread(worker_main, p).detach();
+    } else {
+      wake_p(p);
+    }
+  }
+}
+
+int initial_procs() {
+  if (const char* e = std::getenv("GOMAXPROCS")) {
+    int n = std::atoi(e);
+    if (n >= 1) return std::min(n, kMaxProcs);
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::clamp(CPU_COUNT(&set), 1, kMaxProcs);
+  return std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, kMaxProcs);
+}
+
+void start_runtime() {
+  Sched& s = sched();
+  if (const char* e = std::getenv("GORO_STACK_SIZE")) {
+    long long v = std::atoll(e);
+    if (v > 0) s.default_stack.store(static_cast<std::size_t>(v));
+  }
+  install_fault_handler();
+  int n = initial_procs();
+  s.lock.lock();
+  s.nprocs.store(n, std::memory_order_release);
+  grow_procs_locked(s, n);
+  s.lock.unlock();
+}
+
+// The pseudo-G of a plain thread, for park/ready.
+G& thread_g() {
+  thread_local G g;
+  g.is_thread = true;
+  return g;
+}
+
+}  // namespace
+
+// Not inlined, and opaque to the optimizer: a goroutine may resume on another
+// thread after any switch, so the address of tls_p must be recomputed after
+// every call that can switch. A function the compiler cannot see into is
+// re-called each time.
+__attribute__((noinline)) P* current_p() {
+  P* p = tls_p;
+  asm volatile("" : "+r"(p)::"memory");
+  return p;
+}
+
+G* current_g() {
+  P* p = current_p();
+  return p != nullptr ? p->curg : nullptr;
+}
+
+G* current_waiter() {
+  G* g = current_g();
+  return g != nullptr ? g : &thread_g();
+}
+
+void ensure_started() {
+  static std::once_flag once;
+  std::call_once(once, start_runtime);
+}
+
+void park(const char* reason, void (*unlock)(void*), void* arg) {
+  P* p = current_p();
+  G* g = p != nullptr ? p->curg : nullptr;
+  if (g == nullptr) {
+    G& t = thread_g();
+    if (unlock != nullptr) unlock(arg);
+    while (t.thread_wake.exchange(0, std::memory_order_acquire) == 0) futex_wait(&t.thread_wake, 0);
+    return;
+  }
+  g->wait_reason = reason;
+  g->wait_since_ns = coarse_now_ns();
+  g->status.store(GStatus::waiting, std::memory_order_relaxed);
+  std::pair<void (*)(void*), void*> u{unlock, arg};
+  Action act{&action_unlock, g, &u};
+  switch_from_g(p, g, runnable_fast(p), &act, false);
+  g->wait_reason = nullptr;
+}
+
+void ready(G* g) {
+  if (g->is_thread) {
+    // Release pairs with the acquire exchange in park().
+    g->thread_wake.store(1, std::memory_order_release);
+    futex_wake(&g->thread_wake, 1);
+    return;
+  }
+  g->status.store(GStatus::runnable, std::memory_order_relaxed);
+  P* p = current_p();
+  if (p == nullptr || !p->active.load(std::memory_order_relaxed)) {
+    global_put(g);
+    wakep();
+    return;
+  }
+  // runnext: the readied G runs as soon as the current one blocks, on this P
+  // (a ping-pong pair stays on one core). No other P is woken for it unless
+  // there is a backlog, since this P will run it at its next switch.
+  G* old = p->runnext.exchange(g, std::memory_order_release);
+  if (old != nullptr) runq_put(p, old);
+  if (old != nullptr || !p->runq.empty()) wakep();
+}
+
+void timer_add(Timer* t) {
+  ensure_started();
+  P* p = current_p();
+  if (p == nullptr) p = sched().ps[0];
+  p->tlock.lock();
+  heap_add_locked(p, t);
+  bool earliest = p->theap[0] == t;
+  p->tlock.unlock();
+  if (earliest) poke_idle();
+}
+
+bool timer_del(Timer* t) {
+  for (;;) {
+    P* p = t->owner.load(std::memory_order_acquire);
+    if (p == nullptr) return false;
+    p->tlock.lock();
+    if (t->owner.load(std::memory_order_relaxed) == p) {
+      heap_remove_locked(p, t);
+      p->tlock.unlock();
+      return true;
+    }
+    p->tlock.unlock();
+  }
+}
+
+}  // namespace goro::rt
+
+// ---------------------------------------------------------------- public API
+namespace goro {
+
+namespace detail {
+
+GHandle* g_alloc(std::size_t size, std::size_t align, void** storage) {
+  rt::ensure_started();
+  rt::G* g = rt::g_get(rt::current_p());
+  if (size <= rt::G::kInlineClosure && align <= 16) {
+    g->closure = g->inline_closure;
+    g->closure_on_heap = false;
+  } else {
+    g->closure = ::operator new(size, std::align_val_t{std::max<std::size_t>(align, 16)});
+    g->closure_on_heap = true;
+  }
+  *storage = g->closure;
+  return reinterpret_cast<GHandle*>(g);
+}
+
+void g_start(GHandle* h, void (*thunk)(void*), const SpawnOptions* opts,
+             const std::source_location& where) {
+  auto* g = reinterpret_cast<rt::G*>(h);
+  rt::Sched& s = rt::sched();
+  rt::P* p = rt::current_p();
+  std::size_t ss = opts != nullptr && opts->stack_size != 0 ? opts->stack_size
+                                                           : s.default_stack.load(std::memory_order_relaxed);
+  g->thunk = thunk;
+  g->where = where;
+  g->stack_class = rt::stack_class_for(ss);
+  g->id = rt::new_goid(p);
+  g->status.store(rt::GStatus::runnable, std::memory_order_relaxed);
+  if (p == nullptr || !p->active.load(std::memory_order_relaxed)) {
+    s.thread_spawned.fetch_add(1, std::memory_order_relaxed);
+    rt::global_put(g);
+    rt::wakep();
+    return;
+  }
+  p->nlive.store(p->nlive.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  rt::G* old = p->runnext.exchange(g, std::memory_order_release);
+  if (old != nullptr) rt::runq_put(p, old);
+  rt::wakep();
+}
+
+void run_main(void* ctx, void (*fn)(void*)) {
+  WaitGroup wg;
+  wg.add(1);
+  go([ctx, fn, &wg] {
+    fn(ctx);
+    wg.done();
+  });
+  wg.wait();
+}
+
+}  // namespace detail
+
+void yield() {
+  rt::P* p = rt::current_p();
+  rt::G* g = p != nullptr ? p->curg : nullptr;
+  if (g == nullptr) {
+    sched_yield();
+    return;
+  }
+  rt::G* next = rt::runnable_fast(p);
+  if (next == nullptr) {
+    if (!p->active.load(std::memory_order_acquire)) {
+      rt::Action act{&rt::action_requeue, g, nullptr};
+      g->status.store(rt::GStatus::runnable, std::memory_order_relaxed);
+      rt::switch_from_g(p, g, nullptr, &act, false);
+    }
+    return;
+  }
+  g->status.store(rt::GStatus::runnable, std::memory_order_relaxed);
+  rt::Action act{&rt::action_requeue, g, nullptr};
+  rt::switch_from_g(p, g, next, &act, false);
+}
+
+void sleep_until(Clock::time_point deadline) {
+  auto rel = deadline - Clock::now();
+  if (rel <= Clock::duration::zero()) return;
+  rt::G* g = rt::current_g();
+  if (g == nullptr) {
+    std::this_thread::sleep_until(deadline);
+    return;
+  }
+  rt::Timer t;
+  t.when = rt::mono_now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(rel).count();
+  t.arg = g;
+  t.fire = [](rt::Timer* tm) { rt::ready(static_cast<rt::G*>(tm->arg)); };
+  rt::park("sleep", [](void* a) { rt::timer_add(static_cast<rt::Timer*>(a)); }, &t);
+}
+
+int max_procs() {
+  rt::ensure_started();
+  return rt::sched().nprocs.load(std::memory_order_acquire);
+}
+
+void set_max_procs(int n) {
+  if (n < 1) throw panic_error("runtime: set_max_procs: n must be >= 1");
+  n = std::min(n, rt::kMaxProcs);
+  rt::ensure_started();
+  rt::Sched& s = rt::sched();
+  s.lock.lock();
+  int old = s.nprocs.load(std::memory_order_relaxed);
+  s.nprocs.store(n, std::memory_order_release);
+  if (n > old) {
+    rt::grow_procs_locked(s, n);
+  } else {
+    for (int i = n; i < old; ++i) s.ps[i]->active.store(false, std::memory_order_release);
+  }
+  s.lock.unlock();
+  for (int i = n; i < old; ++i) rt::wake_p(s.ps[i]);
+}
+
+std::size_t num_goroutines() {
+  rt::Sched& s = rt::sched();
+  std::int64_t total = s.thread_spawned.load(std::memory_order_relaxed);
+  int n = s.nstarted.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) total += s.ps[i]->nlive.load(std::memory_order_relaxed);
+  return total > 0 ? static_cast<std::size_t>(total) : 0;
+}
+
+std::uint64_t goroutine_id() {
+  rt::G* g = rt::current_g();
+  return g != nullptr ? g->id : 0;
+}
+
+std::size_t default_stack_size() {
+  return rt::sched().default_stack.load(std::memory_order_relaxed);
+}
+
+void set_default_stack_size(std::size_t bytes) {
+  if (bytes == 0) throw panic_error("runtime: set_default_stack_size: size must be > 0");
+  rt::sched().default_stack.store(bytes, std::memory_order_relaxed);
+}
+
+}  // namespace goro

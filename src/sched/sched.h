@@ -1,0 +1,115 @@
+// src/sched/sched.h: the scheduler's internal interface: P, timers, and the
+// park/ready protocol every blocking primitive is built on.
+//
+// Glossary (Go's nouns, see src/HACKING.md): G = goroutine, M = worker OS
+// thread, P = processor, the right to run goroutines. goro binds each M to one
+// P for the M's life (M:P is 1:1, N goroutines over them), so "P" below also
+// names its thread. Go detaches a P from an M blocked in a syscall; goro
+// instead never blocks a worker thread in a syscall (I/O goes through the
+// netpoller, other blocking work through a separate pool).
+//
+// The park/ready protocol:
+//  - park(reason, unlock, arg) suspends the caller until someone calls
+//    ready() on its G. unlock(arg) runs after the caller's context is saved
+//    (for a goroutine: on the next context, on the same thread), so a waker
+//    that takes the same lock can never observe a G that is still running.
+//    This is how a wait queue's lock is released without a lost wakeup.
+//  - ready(g) makes a parked G runnable exactly once per park. Calling it on a
+//    G that is not parked (or about to be) is a runtime bug.
+//  - Both work for plain threads: their G is a per-thread pseudo-G whose park
+//    blocks on a futex.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "sched/g.h"
+#include "sched/lock.h"
+#include "sched/runq.h"
+#include "stack/stack.h"
+
+namespace goro::rt {
+
+// ---------------------------------------------------------------- timers
+// A timer fires once at `when` (CLOCK_MONOTONIC ns): a worker calls fire(t)
+// on its scheduling path, with no lock held. fire must not block; it readies
+// a G, sends without blocking, or spawns.
+struct Timer {
+  std::int64_t when = 0;
+  void (*fire)(Timer*) = nullptr;
+  void* arg = nullptr;
+  // Protected by owner's timer lock; `owner` is read without it to find
+  // which lock to take (acquire, pairs with the release store made when the
+  // timer was added), then re-checked under the lock.
+  std::atomic<P*> owner{nullptr};
+  std::int32_t heap_index = -1;
+};
+
+// Adds t to the current worker's heap (a plain thread uses P 0's).
+void timer_add(Timer* t);
+// Removes t if it has not fired yet; returns whether it was removed. If it
+// returns false the timer has fired or is being fired right now.
+bool timer_del(Timer* t);
+
+// ---------------------------------------------------------------- P
+struct P {
+  explicit P(int id_) : id(id_) {}
+
+  const int id;
+  // Written by set_max_procs (release), read by the P's own thread (acquire).
+  std::atomic<bool> active{false};
+
+  // --- owned by this P's thread; no lock
+  G* curg = nullptr;            // running goroutine, null on the scheduler stack (g0)
+  void* g0_sp = nullptr;        // saved scheduler context while a G runs
+  void* g0_fake_stack = nullptr;
+  arch::SanFiber g0_san;
+  std::uint32_t schedtick = 0;
+  std::uint32_t runnext_streak = 0;
+  std::uint64_t rng = 0;
+  G* gfree = nullptr;
+  std::uint32_t ngfree = 0;
+  static constexpr std::uint32_t kStackCache = 32;
+  Stack* scache[kStackCache] = {};
+  std::uint32_t nscache = 0;
+  std::uint64_t id_next = 0, id_end = 0;
+  bool spinning = false;        // counted in Sched::nspinning; set by a waker before the wake
+
+  // Goroutines spawned here minus those that exited here (may be negative;
+  // the sum over Ps is the live count). Written only by this P's thread.
+  std::atomic<std::int64_t> nlive{0};
+
+  // --- run queues: runq (see runq.h) and runnext, the G readied by the
+  // running one, which runs next. Any thread may exchange runnext (stealing).
+  RunQueue runq;
+  std::atomic<G*> runnext{nullptr};
+
+  // --- timers, protected by tlock. next_when mirrors the heap's minimum
+  // (INT64_MAX if empty) for lock-free peeks; stored under tlock.
+  Lock tlock;
+  std::vector<Timer*> theap;
+  std::atomic<std::int64_t> next_when{INT64_MAX};
+
+  // --- idle parking. wake_seq is the futex word: a waker increments it
+  // (release) after setting `spinning`; the sleeper waits while it is
+  // unchanged. in_idle is protected by Sched::lock.
+  std::atomic<std::uint32_t> wake_seq{0};
+  bool in_idle = false;
+  bool started = false;         // thread created (Sched::lock)
+};
+
+// ---------------------------------------------------------------- API
+P* current_p();          // this thread's P, null on plain threads (not inlined: see sched.cc)
+G* current_g();          // running goroutine, null on plain threads and on g0
+G* current_waiter();     // current_g(), or this plain thread's pseudo-G
+void ensure_started();
+
+void park(const char* reason, void (*unlock)(void*), void* arg);
+void ready(G* g);
+
+// Lock-free helper for park(): releases a rt::Lock.
+inline void unlock_lock(void* l) { static_cast<Lock*>(l)->unlock(); }
+
+}  // namespace goro::rt

@@ -1,0 +1,251 @@
+// src/stack/stack.cc: slabs, guard pages and the global stack pool; the
+// design is described in stack.h.
+//
+// Lock: Pool::lock protects that size class's free lists and counters. It is
+// a leaf lock: nothing else is acquired while it is held (mmap and madvise
+// calls are made outside it).
+#include "stack/stack.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "arch/sanitizer.h"
+#include "sched/fatal.h"
+#include "sched/lock.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+namespace goro::rt {
+
+namespace {
+
+constexpr std::uint8_t kMinClassShift = 14;  // 16 KiB
+constexpr std::uint8_t kClasses = 17;        // 16 KiB .. 1 GiB
+constexpr std::size_t kSlabTargetBytes = std::size_t{64} << 20;
+
+struct Pool {
+  Lock lock;
+  Stack* dirty = nullptr;  // LIFO: recently used stacks first, their pages are warm
+  Stack* clean = nullptr;
+  std::size_t ndirty = 0;
+  std::size_t nclean = 0;
+};
+
+struct Global {
+  Pool pools[kClasses];
+  std::atomic<std::size_t> slabs{0};
+  std::atomic<std::size_t> stacks{0};
+  std::atomic<std::size_t> guarded_madvise{0};
+  std::atomic<std::size_t> guarded_mprotect{0};
+  std::atomic<std::size_t> unguarded{0};
+  std::atomic<long> mprotect_budget{-1};  // mappings we allow ourselves to split
+  std::atomic<int> madvise_guard{-1};     // -1 unknown, 0 unsupported, 1 works
+};
+
+// Never destroyed: goroutines abandoned at exit may still hold stacks.
+Global& global() {
+  static Global* g = new Global;
+  return *g;
+}
+
+long read_max_map_count() {
+  long v = 65530;
+  if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+    if (std::fscanf(f, "%ld", &v) != 1) v = 65530;
+    std::fclose(f);
+  }
+  return v;
+}
+
+// Makes the page at `guard` a guard page; returns whether it is one.
+bool install_guard(char* guard, Global& g) {
+  const std::size_t ps = page_size();
+  int mg = g.madvise_guard.load(std::memory_order_relaxed);
+  if (mg != 0) {
+    if (madvise(guard, ps, MADV_GUARD_INSTALL) == 0) {
+      g.madvise_guard.store(1, std::memory_order_relaxed);
+      g.guarded_madvise.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    g.madvise_guard.store(0, std::memory_order_relaxed);
+  }
+  long budget = g.mprotect_budget.load(std::memory_order_relaxed);
+  if (budget < 0) {
+    g.mprotect_budget.compare_exchange_strong(budget, read_max_map_count() / 4);
+    budget = g.mprotect_budget.load(std::memory_order_relaxed);
+  }
+  // Each mprotect'd guard inside a slab adds two mappings.
+  while (budget >= 2) {
+    if (g.mprotect_budget.compare_exchange_weak(budget, budget - 2)) {
+      if (mprotect(guard, ps, PROT_NONE) == 0) {
+        g.guarded_mprotect.fetch_add(1, std::memory_order_relaxed);
+        return true;
+      }
+      break;
+    }
+  }
+  g.unguarded.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+// Maps a slab for `cls`, carves it, keeps the first stack and pools the rest.
+Stack* new_slab(std::uint8_t cls) {
+  Global& g = global();
+  const std::size_t ps = page_size();
+  const std::size_t ssize = std::size_t{1} << (cls + kMinClassShift);
+  const std::size_t stride = ssize + ps;  // guard page, then the stack
+  std::size_t n = kSlabTargetBytes / stride;
+  if (n == 0) n = 1;
+  void* base = mmap(nullptr, n * stride, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) fatal("out of memory: cannot map goroutine stacks");
+  // A stack touches a page or two; a transparent huge page would commit 2 MiB.
+  madvise(base, n * stride, MADV_NOHUGEPAGE);
+  arch::san_register_root(base, n * stride);
+  auto* descs = new (std::nothrow) Stack[n];
+  if (descs == nullptr) fatal("out of memory: cannot allocate stack descriptors");
+  for (std::size_t i = 0; i < n; ++i) {
+    char* guard = static_cast<char*>(base) + i * stride;
+    descs[i].lo = guard + ps;
+    descs[i].hi = guard + stride;
+    descs[i].size_class = cls;
+    descs[i].guarded = install_guard(guard, g);
+    if (!descs[i].guarded) std::memcpy(descs[i].lo, &kStackCanary, sizeof kStackCanary);
+  }
+  g.slabs.fetch_add(1, std::memory_order_relaxed);
+  g.stacks.fetch_add(n, std::memory_order_relaxed);
+  if (n > 1) {
+    Pool& p = g.pools[cls];
+    for (std::size_t i = 1; i + 1 < n; ++i) descs[i].next = &descs[i + 1];
+    p.lock.lock();
+    descs[n - 1].next = p.clean;
+    p.clean = &descs[1];
+    p.nclean += n - 1;
+    p.lock.unlock();
+  }
+  descs[0].next = nullptr;
+  return &descs[0];
+}
+
+}  // namespace
+
+std::size_t page_size() {
+  static const std::size_t ps = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return ps;
+}
+
+std::uint8_t stack_class_for(std::size_t bytes) {
+  std::uint8_t cls = 0;
+  while (cls + 1 < kClasses && (std::size_t{1} << (cls + kMinClassShift)) < bytes) ++cls;
+  return cls;
+}
+
+Stack* stack_alloc_global(std::uint8_t cls) {
+  Pool& p = global().pools[cls];
+  p.lock.lock();
+  Stack* s = p.dirty;
+  if (s != nullptr) {
+    p.dirty = s->next;
+    --p.ndirty;
+  } else if ((s = p.clean) != nullptr) {
+    p.clean = s->next;
+    --p.nclean;
+  }
+  p.lock.unlock();
+  if (s == nullptr) s = new_slab(cls);
+  s->next = nullptr;
+  return s;
+}
+
+void stack_free_global(Stack* s) {
+  Pool& p = global().pools[s->size_class];
+  p.lock.lock();
+  if (s->dirty) {
+    s->next = p.dirty;
+    p.dirty = s;
+    ++p.ndirty;
+  } else {
+    s->next = p.clean;
+    p.clean = s;
+    ++p.nclean;
+  }
+  p.lock.unlock();
+}
+
+std::size_t stack_trim() {
+  const std::size_t ps = page_size();
+  std::size_t trimmed = 0;
+  for (Pool& p : global().pools) {
+    if (p.ndirty <= kKeepDirty) continue;  // racy peek; the decision is re-made under the lock
+    p.lock.lock();
+    Stack* batch = nullptr;
+    std::size_t nbatch = 0;
+    if (p.ndirty > kKeepDirty) {
+      // The list is LIFO: the first kKeepDirty entries are the warmest; the
+      // rest are detached and trimmed.
+      Stack* keep = p.dirty;
+      for (std::size_t i = 1; i < kKeepDirty; ++i) keep = keep->next;
+      batch = keep->next;
+      keep->next = nullptr;
+      nbatch = p.ndirty - kKeepDirty;
+      p.ndirty = kKeepDirty;
+    }
+    p.lock.unlock();
+    if (batch == nullptr) continue;
+    Stack* last = nullptr;
+    for (Stack* s = batch; s != nullptr; s = s->next) {
+      // Keep the top page: every goroutine touches it at once.
+      if (s->size() > ps) madvise(s->lo, s->size() - ps, MADV_DONTNEED);
+      if (!s->guarded) std::memcpy(s->lo, &kStackCanary, sizeof kStackCanary);
+      s->dirty = false;
+      last = s;
+    }
+    p.lock.lock();
+    last->next = p.clean;
+    p.clean = batch;
+    p.nclean += nbatch;
+    p.lock.unlock();
+    trimmed += nbatch;
+  }
+  return trimmed;
+}
+
+bool stack_canary_ok(const Stack* s) {
+  if (s->guarded) return true;
+  std::uint64_t v;
+  std::memcpy(&v, s->lo, sizeof v);
+  return v == kStackCanary;
+}
+
+bool stack_guard_hit(const void* addr, const Stack* s) {
+  auto a = reinterpret_cast<std::uintptr_t>(addr);
+  auto lo = reinterpret_cast<std::uintptr_t>(s->lo);
+  return s->guarded && a < lo && a >= lo - page_size();
+}
+
+StackStats stack_stats() {
+  Global& g = global();
+  StackStats st;
+  st.slabs = g.slabs.load();
+  st.stacks = g.stacks.load();
+  st.guarded_madvise = g.guarded_madvise.load();
+  st.guarded_mprotect = g.guarded_mprotect.load();
+  st.unguarded = g.unguarded.load();
+  for (Pool& p : g.pools) {
+    p.lock.lock();
+    st.pooled += p.ndirty + p.nclean;
+    st.pooled_dirty += p.ndirty;
+    p.lock.unlock();
+  }
+  return st;
+}
+
+}  // namespace goro::rt

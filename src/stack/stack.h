@@ -1,0 +1,75 @@
+// src/stack/stack.h: goroutine stacks.
+//
+// Stacks are carved from large anonymous mappings ("slabs") reserved with
+// MAP_NORESERVE, so a stack costs only the pages its goroutine touches, and a
+// million stacks cost a few thousand mappings rather than two million
+// (vm.max_map_count is 65530 on a stock kernel). Each stack has a guard page
+// below it, made in the cheapest way the kernel offers:
+//   1. MADV_GUARD_INSTALL (Linux 6.13+): a guard marker inside the mapping,
+//      no extra VMA, so every stack is guarded;
+//   2. otherwise mprotect(PROT_NONE), which splits the mapping, as long as a
+//      budget of mappings lasts (a quarter of vm.max_map_count);
+//   3. past that budget, no guard page: a canary word at the lowest address of
+//      the stack is checked at every switch away from the goroutine.
+// A fault in a guard page is reported by the SIGSEGV handler as
+// "stack overflow" naming the goroutine (src/sched/fatal.cc).
+//
+// Free stacks are pooled: a per-P cache (no lock) in front of a global pool
+// per size class (under its lock). Pages a stack dirtied stay committed while
+// the pool is small; past kKeepDirty pooled stacks, trim() returns all but
+// each stack's top page to the OS (MADV_DONTNEED). Idle workers call trim(),
+// so memory falls back after a burst without a syscall on any hot path.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace goro::rt {
+
+struct Stack {
+  char* lo = nullptr;  // lowest usable address
+  char* hi = nullptr;  // one past the highest usable address
+  std::uint8_t size_class = 0;
+  bool guarded = false;
+  bool dirty = false;  // pages below the top may be committed
+  Stack* next = nullptr;  // free-list link, stored in the descriptor (not on the stack)
+
+  std::size_t size() const { return static_cast<std::size_t>(hi - lo); }
+};
+
+// The canary of an unguarded stack; see stack_canary_ok().
+inline constexpr std::uint64_t kStackCanary = 0x676f726f2d737461ULL;
+
+std::size_t page_size();
+// Rounds a requested stack size to its class (a power of two, >= 16 KiB).
+std::uint8_t stack_class_for(std::size_t bytes);
+
+// Takes a stack of at least `bytes` from the global pool, or a fresh slab.
+// Never returns null: running out of address space is fatal.
+Stack* stack_alloc_global(std::uint8_t size_class);
+// Returns a stack to the global pool.
+void stack_free_global(Stack* s);
+// Returns the dirty pages of pooled stacks beyond kKeepDirty to the OS.
+// Cheap when there is nothing to do. Returns the number of stacks trimmed.
+std::size_t stack_trim();
+
+bool stack_canary_ok(const Stack* s);
+
+struct StackStats {
+  std::size_t slabs = 0;          // mappings reserved
+  std::size_t stacks = 0;         // stacks carved so far
+  std::size_t pooled = 0;         // in the global pool
+  std::size_t pooled_dirty = 0;   // of which may hold committed pages
+  std::size_t guarded_madvise = 0;
+  std::size_t guarded_mprotect = 0;
+  std::size_t unguarded = 0;
+};
+StackStats stack_stats();
+
+// Finds the stack whose guard page holds `addr` (for the SIGSEGV handler;
+// async-signal-safe: reads only immutable slab metadata).
+bool stack_guard_hit(const void* addr, const Stack* s);
+
+inline constexpr std::size_t kKeepDirty = 256;
+
+}  // namespace goro::rt
