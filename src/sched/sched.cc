@@ -121,6 +121,18 @@ void global_put(G* g) {
   s.lock.unlock();
 }
 
+void runq_put(P* p, G* g) {
+  if (p->runq.push(g)) return;
+  // Full: move half of it and g to the global queue, as Go's runqputslow.
+  G* batch[RunQueue::kSize / 2 + 1];
+  std::uint32_t n = p->runq.take_half(batch);
+  batch[n++] = g;
+  Sched& s = sched();
+  s.lock.lock();
+  global_put_batch_locked(s, batch, n);
+  s.lock.unlock();
+}
+
 // Takes one G to run and moves up to a fair share more into p's local queue.
 G* global_get(P* p, std::uint32_t max) {
   Sched& s = sched();
@@ -133,29 +145,16 @@ G* global_get(P* p, std::uint32_t max) {
   }
   int np = std::max(1, s.nprocs.load(std::memory_order_relaxed));
   std::uint32_t n = std::min({size, size / np + 1, max, RunQueue::kSize / 2});
-  G* first = s.ghead;
-  s.ghead = first->sched_next;
-  for (std::uint32_t i = 1; i < n; ++i) {
-    G* g = s.ghead;
-    s.ghead = g->sched_next;
-    p->runq.push(g);  // cannot fail: at most half the ring, and only this thread pushes
+  G* batch[RunQueue::kSize / 2];
+  for (std::uint32_t i = 0; i < n; ++i) {
+    batch[i] = s.ghead;
+    s.ghead = batch[i]->sched_next;
   }
   if (s.ghead == nullptr) s.gtail = nullptr;
   s.gsize.store(size - n, std::memory_order_relaxed);
   s.lock.unlock();
-  return first;
-}
-
-void runq_put(P* p, G* g) {
-  if (p->runq.push(g)) return;
-  // Full: move half of it and g to the global queue, as Go's runqputslow.
-  G* batch[RunQueue::kSize / 2 + 1];
-  std::uint32_t n = p->runq.take_half(batch);
-  batch[n++] = g;
-  Sched& s = sched();
-  s.lock.lock();
-  global_put_batch_locked(s, batch, n);
-  s.lock.unlock();
+  for (std::uint32_t i = 1; i < n; ++i) runq_put(p, batch[i]);
+  return batch[0];
 }
 
 bool any_work() {
@@ -176,14 +175,19 @@ void wake_p(P* q) {
 }
 
 // Takes an active P off the idle list (Sched::lock held); inactive ones are
-// dropped from the list, they wait on their own for reactivation.
-P* idle_pop_locked(Sched& s) {
+// dropped from the list, they wait on their own for reactivation. `spinning`
+// is set under the lock: the P reads it only after taking the lock itself
+// (idle_sleep), so the flag and nspinning stay in step.
+P* idle_pop_locked(Sched& s, bool spinning) {
   while (!s.idle.empty()) {
     P* q = s.idle.back();
     s.idle.pop_back();
     q->in_idle = false;
     s.nidle.fetch_sub(1, std::memory_order_seq_cst);
-    if (q->active.load(std::memory_order_acquire)) return q;
+    if (q->active.load(std::memory_order_acquire)) {
+      q->spinning = spinning;
+      return q;
+    }
     wake_p(q);  // let it notice its deactivation
   }
   return nullptr;
@@ -198,13 +202,12 @@ void wakep() {
   int zero = 0;
   if (!s.nspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
   s.lock.lock();
-  P* q = idle_pop_locked(s);
+  P* q = idle_pop_locked(s, true);
   s.lock.unlock();
   if (q == nullptr) {
     s.nspinning.fetch_sub(1, std::memory_order_seq_cst);
     return;
   }
-  q->spinning = true;  // published to q by wake_seq's release increment
   wake_p(q);
 }
 
@@ -520,7 +523,8 @@ G* steal_work(P* p) {
         if (G* g = q->runnext.exchange(nullptr, std::memory_order_acquire)) return g;
       }
       if (got == 0) continue;
-      for (std::uint32_t i = 1; i < got; ++i) p->runq.push(buf[i]);
+      // Our own queue may be non-empty (timers run above ready into it).
+      for (std::uint32_t i = 1; i < got; ++i) runq_put(p, buf[i]);
       return buf[0];
     }
   }
@@ -546,20 +550,22 @@ void deactivate(P* p) {
 // off the idle list.
 void idle_sleep(P* p) {
   Sched& s = sched();
+  // Stop spinning before going on the idle list: once there, a waker may set
+  // `spinning` again on our behalf (under Sched::lock).
+  if (p->spinning) {
+    p->spinning = false;
+    s.nspinning.fetch_sub(1, std::memory_order_seq_cst);
+  }
   std::uint32_t seq = p->wake_seq.load(std::memory_order_acquire);
   s.lock.lock();
   s.idle.push_back(p);
   p->in_idle = true;
   s.nidle.fetch_add(1, std::memory_order_seq_cst);
   s.lock.unlock();
-  if (p->spinning) {
-    p->spinning = false;
-    s.nspinning.fetch_sub(1, std::memory_order_seq_cst);
-  }
   std::atomic_thread_fence(std::memory_order_seq_cst);
   std::int64_t deadline = earliest_timer();
   if (!any_work() && deadline > mono_now_ns() && p->active.load(std::memory_order_acquire)) {
-    stack_trim();
+    stack_trim(false);
     futex_wait(&p->wake_seq, seq, deadline == INT64_MAX ? -1 : deadline);
   }
   s.lock.lock();
@@ -720,7 +726,7 @@ void park(const char* reason, void (*unlock)(void*), void* arg) {
   g->wait_reason = nullptr;
 }
 
-void ready(G* g) {
+void ready(G* g, bool next) {
   if (g->is_thread) {
     // Release pairs with the acquire exchange in park().
     g->thread_wake.store(1, std::memory_order_release);
@@ -731,6 +737,11 @@ void ready(G* g) {
   P* p = current_p();
   if (p == nullptr || !p->active.load(std::memory_order_relaxed)) {
     global_put(g);
+    wakep();
+    return;
+  }
+  if (!next) {
+    runq_put(p, g);
     wakep();
     return;
   }
@@ -856,7 +867,7 @@ void sleep_until(Clock::time_point deadline) {
   rt::Timer t;
   t.when = rt::mono_now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(rel).count();
   t.arg = g;
-  t.fire = [](rt::Timer* tm) { rt::ready(static_cast<rt::G*>(tm->arg)); };
+  t.fire = [](rt::Timer* tm) { rt::ready(static_cast<rt::G*>(tm->arg), false); };
   rt::park("sleep", [](void* a) { rt::timer_add(static_cast<rt::Timer*>(a)); }, &t);
 }
 

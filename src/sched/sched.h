@@ -107,7 +107,10 @@ G* current_waiter();     // current_g(), or this plain thread's pseudo-G
 void ensure_started();
 
 void park(const char* reason, void (*unlock)(void*), void* arg);
-void ready(G* g);
+// next: run g as soon as the current goroutine blocks (runnext), for a G the
+// current one hands work to; otherwise g goes to the back of the run queue
+// (timers use that, so that expired sleepers run in deadline order).
+void ready(G* g, bool next = true);
 
 // Lock-free helper for park(): releases a rt::Lock.
 inline void unlock_lock(void* l) { static_cast<Lock*>(l)->unlock(); }

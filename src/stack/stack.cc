@@ -1,9 +1,10 @@
 // src/stack/stack.cc: slabs, guard pages and the global stack pool; the
 // design is described in stack.h.
 //
-// Lock: Pool::lock protects that size class's free lists and counters. It is
+// Locks: Pool::lock protects that size class's free lists and counters. It is
 // a leaf lock: nothing else is acquired while it is held (mmap and madvise
-// calls are made outside it).
+// calls are made outside it). Global::trim_lock serializes trims and is taken
+// before a Pool::lock.
 #include "stack/stack.h"
 
 #include <sys/mman.h>
@@ -48,6 +49,7 @@ struct Global {
   std::atomic<std::size_t> unguarded{0};
   std::atomic<long> mprotect_budget{-1};  // mappings we allow ourselves to split
   std::atomic<int> madvise_guard{-1};     // -1 unknown, 0 unsupported, 1 works
+  Lock trim_lock;                         // held for a whole stack_trim(); taken before a Pool::lock
 };
 
 // Never destroyed: goroutines abandoned at exit may still hold stacks.
@@ -180,10 +182,19 @@ void stack_free_global(Stack* s) {
   p.lock.unlock();
 }
 
-std::size_t stack_trim() {
+std::size_t stack_trim(bool wait) {
+  // trim_lock serializes trims, so a caller that waits sees every stack that
+  // an earlier trim detached back in the pool, trimmed. Idle workers do not
+  // wait: one trimming is enough.
+  Global& g = global();
+  if (wait) {
+    g.trim_lock.lock();
+  } else if (!g.trim_lock.try_lock()) {
+    return 0;
+  }
   const std::size_t ps = page_size();
   std::size_t trimmed = 0;
-  for (Pool& p : global().pools) {
+  for (Pool& p : g.pools) {
     if (p.ndirty <= kKeepDirty) continue;  // racy peek; the decision is re-made under the lock
     p.lock.lock();
     Stack* batch = nullptr;
@@ -215,6 +226,7 @@ std::size_t stack_trim() {
     p.lock.unlock();
     trimmed += nbatch;
   }
+  g.trim_lock.unlock();
   return trimmed;
 }
 

@@ -51,7 +51,9 @@ Stack* stack_alloc_global(std::uint8_t size_class);
 void stack_free_global(Stack* s);
 // Returns the dirty pages of pooled stacks beyond kKeepDirty to the OS.
 // Cheap when there is nothing to do. Returns the number of stacks trimmed.
-std::size_t stack_trim();
+// With wait=false it returns at once if another trim is in progress;
+// with wait=true it waits for that one, so that on return the pool is trimmed.
+std::size_t stack_trim(bool wait);
 
 bool stack_canary_ok(const Stack* s);
 

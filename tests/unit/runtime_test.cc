@@ -1,0 +1,380 @@
+// tests/unit/runtime_test.cc: goroutines and the scheduler (issue 2).
+#include <dirent.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common.h"
+
+namespace goro::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class Runtime : public ProcsTest {};
+GORO_INSTANTIATE_PROCS(Runtime);
+
+TEST_P(Runtime, RunReturnsMainsResult) {
+  EXPECT_EQ(run([] { return 42; }), 42);
+  EXPECT_EQ(run([] {}), 0);
+}
+
+TEST_P(Runtime, RunMainIsAGoroutine) {
+  EXPECT_EQ(goroutine_id(), 0u);  // the test's own thread
+  std::uint64_t id = 0;
+  run([&] { id = goroutine_id(); });
+  EXPECT_NE(id, 0u);
+}
+
+TEST_P(Runtime, MaxProcsFollowsSetMaxProcs) { EXPECT_EQ(max_procs(), GetParam()); }
+
+TEST_P(Runtime, SetMaxProcsRejectsZero) { EXPECT_THROW(set_max_procs(0), panic_error); }
+
+TEST_P(Runtime, HundredThousandGoroutinesIncrementACounter) {
+  const std::size_t n = scaled(100000);
+  std::atomic<std::size_t> counter{0};
+  run([&] {
+    WaitGroup wg;
+    for (std::size_t i = 0; i < n; ++i) {
+      wg.add(1);
+      go([&] {
+        counter.fetch_add(1, std::memory_order_relaxed);
+        wg.done();
+      });
+    }
+    wg.wait();
+  });
+  EXPECT_EQ(counter.load(), n);
+}
+
+TEST_P(Runtime, SpawnFromPlainThreads) {
+  const std::size_t per_thread = scaled(20000);
+  std::atomic<std::size_t> counter{0};
+  WaitGroup wg;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (std::size_t i = 0; i < per_thread; ++i) {
+        wg.add(1);
+        go([&] {
+          counter.fetch_add(1, std::memory_order_relaxed);
+          wg.done();
+        });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  wg.wait();  // a plain thread blocks in WaitGroup::wait
+  EXPECT_EQ(counter.load(), 4 * per_thread);
+}
+
+TEST_P(Runtime, ArgumentsAreDecayCopiedOrMoved) {
+  run([] {
+    WaitGroup wg;
+    auto owned = std::make_unique<int>(7);
+    std::string s = "hello";
+    int got = 0;
+    std::string got_s;
+    wg.add(1);
+    go(
+        [&](std::unique_ptr<int> p, std::string str) {
+          got = *p;
+          got_s = str;
+          wg.done();
+        },
+        std::move(owned), s);
+    wg.wait();
+    EXPECT_EQ(got, 7);
+    EXPECT_EQ(got_s, "hello");
+    EXPECT_EQ(s, "hello");  // copied, not moved
+    EXPECT_EQ(owned, nullptr);
+  });
+}
+
+void add_to(std::atomic<int>* a, int v, WaitGroup* wg) {
+  a->fetch_add(v);
+  wg->done();
+}
+
+TEST_P(Runtime, PlainFunctionsAndLargeClosures) {
+  run([] {
+    WaitGroup wg;
+    std::atomic<int> a{0};
+    wg.add(2);
+    go(add_to, &a, 5, &wg);
+    std::array<int, 200> big{};  // closure larger than the inline buffer
+    big[199] = 11;
+    go([big, &a, &wg] {
+      a.fetch_add(big[199]);
+      wg.done();
+    });
+    wg.wait();
+    EXPECT_EQ(a.load(), 16);
+  });
+}
+
+// A tree of nested spawns: every node spawns `fanout` children down to
+// `depth`; counts every node exactly once.
+void spawn_tree(int depth, int fanout, std::atomic<int>* nodes, WaitGroup* wg) {
+  nodes->fetch_add(1, std::memory_order_relaxed);
+  if (depth > 0) {
+    for (int i = 0; i < fanout; ++i) {
+      wg->add(1);
+      go(spawn_tree, depth - 1, fanout, nodes, wg);
+    }
+  }
+  wg->done();
+}
+
+TEST_P(Runtime, NestedSpawnTree) {
+  std::atomic<int> nodes{0};
+  run([&] {
+    WaitGroup wg;
+    wg.add(1);
+    go(spawn_tree, 7, 4, &nodes, &wg);
+    wg.wait();
+  });
+  int expected = 0;
+  for (int d = 0, level = 1; d <= 7; ++d, level *= 4) expected += level;
+  EXPECT_EQ(nodes.load(), expected);
+}
+
+int recurse(int n) {
+  volatile char pad[64];
+  pad[0] = static_cast<char>(n);
+  return n == 0 ? pad[0] : recurse(n - 1) + 1;
+}
+
+TEST_P(Runtime, RecursionWithinTheStackSize) {
+  run([] {
+    // ~100 bytes a frame: 500 frames fit the 128 KiB default comfortably.
+    EXPECT_EQ(recurse(500), 500);
+    WaitGroup wg;
+    wg.add(1);
+    int deep = 0;
+    go(SpawnOptions{.stack_size = 4 << 20}, [&] {
+      deep = recurse(20000);
+      wg.done();
+    });
+    wg.wait();
+    EXPECT_EQ(deep, 20000);
+  });
+}
+
+std::size_t thread_count() {
+  std::size_t n = 0;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+TEST_P(Runtime, TwentyThousandBlockedGoroutinesUseNoExtraThreads) {
+  const std::size_t n = scaled(20000);
+  run([&] {
+    WaitGroup started, release, finished;
+    release.add(1);
+    for (std::size_t i = 0; i < n; ++i) {
+      started.add(1);
+      finished.add(1);
+      go([&] {
+        started.done();
+        release.wait();
+        finished.done();
+      });
+    }
+    started.wait();
+    EXPECT_GE(num_goroutines(), n + 1);
+    // Workers for every P ever activated (the fixture uses at most 4), the
+    // test's main thread, and no thread per blocked goroutine.
+    EXPECT_LE(thread_count(), 4u + 2u);
+    release.done();
+    finished.wait();
+  });
+}
+
+TEST_P(Runtime, SleepersWakeInDeadlineOrder) {
+  std::vector<int> order;
+  std::vector<bool> early(10, false);
+  std::mutex mu;  // never held across a blocking goro call
+  run([&] {
+    WaitGroup wg;
+    auto base = Clock::now();
+    for (int i = 9; i >= 0; --i) {
+      wg.add(1);
+      go([&, i] {
+        auto deadline = base + std::chrono::milliseconds(2 * i);
+        sleep_until(deadline);
+        std::lock_guard<std::mutex> lk(mu);
+        early[i] = Clock::now() < deadline;
+        order.push_back(i);
+        wg.done();
+      });
+    }
+    wg.wait();
+  });
+  ASSERT_EQ(order.size(), 10u);
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(early[i]) << "sleeper " << i << " woke early";
+  if (GetParam() == 1) {
+    // One P: expired timers are fired in deadline order and their goroutines
+    // queued FIFO, so even a late batch wakes in order.
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(order[i], i);
+  } else {
+    std::sort(order.begin(), order.end());
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(order[i], i);
+  }
+}
+
+TEST_P(Runtime, SleepNeverReturnsEarly) {
+  run([] {
+    for (auto d : {1ms, 3ms, 7ms}) {
+      auto start = Clock::now();
+      sleep_for(d);
+      EXPECT_GE(Clock::now() - start, d);
+    }
+    auto deadline = Clock::now() + 2ms;
+    sleep_until(deadline);
+    EXPECT_GE(Clock::now(), deadline);
+  });
+}
+
+TEST_P(Runtime, SleepFromPlainThreadBlocksIt) {
+  auto start = Clock::now();
+  sleep_for(2ms);
+  EXPECT_GE(Clock::now() - start, 2ms);
+}
+
+TEST_P(Runtime, HundredThousandSleepersAllWake) {
+  const std::size_t n = scaled(100000);
+  std::atomic<std::size_t> woke{0};
+  run([&] {
+    WaitGroup wg;
+    for (std::size_t i = 0; i < n; ++i) {
+      wg.add(1);
+      go([&, i] {
+        sleep_for(std::chrono::microseconds(i % 20000));
+        woke.fetch_add(1, std::memory_order_relaxed);
+        wg.done();
+      });
+    }
+    wg.wait();
+  });
+  EXPECT_EQ(woke.load(), n);
+}
+
+TEST(RuntimeOneProc, YieldAlternatesTwoBusyGoroutines) {
+  int saved = max_procs();
+  set_max_procs(1);
+  std::vector<int> trace;
+  run([&] {
+    WaitGroup wg;
+    wg.add(2);
+    for (int who = 0; who < 2; ++who) {
+      go([&, who] {
+        for (int i = 0; i < 100; ++i) {
+          trace.push_back(who);  // one P: no data race
+          yield();
+        }
+        wg.done();
+      });
+    }
+    wg.wait();
+  });
+  set_max_procs(saved);
+  ASSERT_EQ(trace.size(), 200u);
+  // Fairness: with one P, each yield hands over to the other goroutine.
+  int switches = 0;
+  for (std::size_t i = 1; i < trace.size(); ++i) switches += trace[i] != trace[i - 1];
+  EXPECT_GE(switches, 198);
+}
+
+TEST(RuntimeOneProc, BlockedGoroutineDoesNotBlockOthers) {
+  int saved = max_procs();
+  set_max_procs(1);
+  std::atomic<bool> ran{false};
+  run([&] {
+    WaitGroup never;
+    never.add(1);
+    go([&] { never.wait(); });  // abandoned, as Go programs do
+    WaitGroup wg;
+    wg.add(1);
+    go([&] {
+      ran = true;
+      wg.done();
+    });
+    wg.wait();
+  });
+  set_max_procs(saved);
+  EXPECT_TRUE(ran.load());
+}
+
+TEST_P(Runtime, NumGoroutinesCountsLiveOnes) {
+  run([] {
+    std::size_t base = num_goroutines();
+    EXPECT_GE(base, 1u);
+    WaitGroup started, release, finished;
+    release.add(1);
+    for (int i = 0; i < 10; ++i) {
+      started.add(1);
+      finished.add(1);
+      go([&] {
+        started.done();
+        release.wait();
+        finished.done();
+      });
+    }
+    started.wait();
+    EXPECT_EQ(num_goroutines(), base + 10);
+    release.done();
+    finished.wait();
+  });
+}
+
+TEST_P(Runtime, GoroutineIdsAreUnique) {
+  const int n = 1000;
+  std::vector<std::uint64_t> ids(n);
+  run([&] {
+    WaitGroup wg;
+    for (int i = 0; i < n; ++i) {
+      wg.add(1);
+      go([&, i] {
+        ids[i] = goroutine_id();
+        wg.done();
+      });
+    }
+    wg.wait();
+  });
+  std::sort(ids.begin(), ids.end());
+  EXPECT_NE(ids[0], 0u);
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+}
+
+TEST_P(Runtime, GoroutinesMigrateAndThreadLocalsFollowTheThread) {
+  // After blocking calls a goroutine may run on another worker; the runtime
+  // re-reads its own thread-locals, so goroutine_id stays correct throughout.
+  run([] {
+    WaitGroup wg;
+    std::atomic<int> bad{0};
+    for (int g = 0; g < 8; ++g) {
+      wg.add(1);
+      go([&] {
+        std::uint64_t me = goroutine_id();
+        for (int i = 0; i < 200; ++i) {
+          yield();
+          if (goroutine_id() != me) bad.fetch_add(1);
+        }
+        wg.done();
+      });
+    }
+    wg.wait();
+    EXPECT_EQ(bad.load(), 0);
+  });
+}
+
+}  // namespace
+}  // namespace goro::test

@@ -1,0 +1,78 @@
+// tests/unit/stack_test.cc: goroutine stacks (issue 2): guard pages, pooling,
+// and memory returned to the OS after a burst.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "common.h"
+#include "stack/stack.h"
+
+namespace goro::test {
+namespace {
+
+std::size_t rss_bytes() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<std::size_t>(resident) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+__attribute__((noinline)) void touch_stack(std::size_t bytes) {
+  char* buf = static_cast<char*>(__builtin_alloca(bytes));
+  std::memset(buf, 1, bytes);
+  asm volatile("" ::"r"(buf) : "memory");
+}
+
+TEST(Stacks, EveryStackHasAGuardOrACanary) {
+  run([] {});
+  rt::StackStats st = rt::stack_stats();
+  EXPECT_GT(st.stacks, 0u);
+  EXPECT_EQ(st.guarded_madvise + st.guarded_mprotect + st.unguarded, st.stacks);
+  EXPECT_GT(st.guarded_madvise + st.guarded_mprotect, 0u);
+}
+
+TEST(Stacks, ClassesRoundUpToPowersOfTwo) {
+  EXPECT_EQ(rt::stack_class_for(1), 0);
+  EXPECT_EQ(rt::stack_class_for(16 * 1024), 0);
+  EXPECT_EQ(rt::stack_class_for(16 * 1024 + 1), 1);
+  EXPECT_EQ(rt::stack_class_for(128 * 1024), 3);
+}
+
+TEST(Stacks, MemoryFallsBackAfterABurst) {
+  const std::size_t n = scaled(2000);
+  const std::size_t touched = 64 * 1024;
+  std::size_t peak = 0;
+  run([&] {
+    WaitGroup started, release, finished;
+    release.add(1);
+    for (std::size_t i = 0; i < n; ++i) {
+      started.add(1);
+      finished.add(1);
+      go([&] {
+        touch_stack(touched);
+        started.done();
+        release.wait();
+        finished.done();
+      });
+    }
+    started.wait();
+    peak = rss_bytes();
+    release.done();
+    finished.wait();
+  });
+  rt::stack_trim(true);
+  rt::StackStats st = rt::stack_stats();
+  EXPECT_LE(st.pooled_dirty, rt::kKeepDirty);
+  std::size_t after = rss_bytes();
+  // All but kKeepDirty pooled stacks (and the per-P caches) gave back the
+  // pages below their top page.
+  std::size_t kept = rt::kKeepDirty + 4 * 32 + 64;
+  std::size_t expected_drop = n > kept ? (n - kept) * (touched / 2) : 0;
+  EXPECT_LE(after + expected_drop, peak) << "peak " << peak << " after " << after;
+}
+
+}  // namespace
+}  // namespace goro::test
