@@ -42,6 +42,7 @@ struct G {
   void (*thunk)(void*) = nullptr;
   void* closure = nullptr;      // inline_closure, or heap if it did not fit
   bool closure_on_heap = false;
+  std::size_t closure_align = 16;  // of the heap closure
 
   // --- scheduling. `status` is written with release by whoever changes it;
   // ready() reads it with acquire to check misuse.

@@ -22,9 +22,9 @@
 //
 // Spinning and idling (Go's protocol): a worker that runs out of work may
 // become "spinning" (counted in nspinning, at most half the busy Ps) and
-// steal. Work is published before wakep() reads nidle/nspinning with a
-// seq_cst fence between; a worker going idle increments nidle (seq_cst)
-// before re-checking every queue. Either the waker sees the idler or the
+// steal. Work is published before wakep() reads nidle with a seq_cst RMW; a
+// worker going idle increments nidle (seq_cst RMW) before re-checking every
+// queue. Both RMWs hit one word, so either the waker sees the idler or the
 // idler sees the work: no lost wakeup.
 #include "sched/sched.h"
 
@@ -197,8 +197,11 @@ P* idle_pop_locked(Sched& s, bool spinning) {
 // find the work, and wake another if it finds some: reset_spinning).
 void wakep() {
   Sched& s = sched();
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (s.nidle.load(std::memory_order_seq_cst) == 0) return;
+  // An RMW rather than a load: it reads the latest nidle in modification
+  // order, and the idler's increment is an RMW on the same word, so either we
+  // see the idler or the idler (reading after its RMW) sees our work. This
+  // is the Dekker pair of idle_sleep, written so that TSan can follow it.
+  if (s.nidle.fetch_add(0, std::memory_order_seq_cst) == 0) return;
   int zero = 0;
   if (!s.nspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
   s.lock.lock();
@@ -379,7 +382,7 @@ void action_exit(G* prev, void*) {
   prev->san.tsan = nullptr;
   stack_put(p, prev->stack);
   prev->stack = nullptr;
-  if (prev->closure_on_heap) ::operator delete(prev->closure);
+  if (prev->closure_on_heap) ::operator delete(prev->closure, std::align_val_t{prev->closure_align});
   prev->closure = nullptr;
   g_put(p, prev);
 }
@@ -560,9 +563,8 @@ void idle_sleep(P* p) {
   s.lock.lock();
   s.idle.push_back(p);
   p->in_idle = true;
-  s.nidle.fetch_add(1, std::memory_order_seq_cst);
+  s.nidle.fetch_add(1, std::memory_order_seq_cst);  // pairs with wakep's RMW
   s.lock.unlock();
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   std::int64_t deadline = earliest_timer();
   if (!any_work() && deadline > mono_now_ns() && p->active.load(std::memory_order_acquire)) {
     stack_trim(false);
@@ -792,7 +794,8 @@ GHandle* g_alloc(std::size_t size, std::size_t align, void** storage) {
     g->closure = g->inline_closure;
     g->closure_on_heap = false;
   } else {
-    g->closure = ::operator new(size, std::align_val_t{std::max<std::size_t>(align, 16)});
+    g->closure_align = std::max<std::size_t>(align, 16);
+    g->closure = ::operator new(size, std::align_val_t{g->closure_align});
     g->closure_on_heap = true;
   }
   *storage = g->closure;

@@ -36,8 +36,9 @@ struct Pool {
   Lock lock;
   Stack* dirty = nullptr;  // LIFO: recently used stacks first, their pages are warm
   Stack* clean = nullptr;
-  std::size_t ndirty = 0;
-  std::size_t nclean = 0;
+  // Written under lock; relaxed atomics so that trim can peek without it.
+  std::atomic<std::size_t> ndirty{0};
+  std::atomic<std::size_t> nclean{0};
 };
 
 struct Global {
@@ -111,7 +112,6 @@ Stack* new_slab(std::uint8_t cls) {
   if (base == MAP_FAILED) fatal("out of memory: cannot map goroutine stacks");
   // A stack touches a page or two; a transparent huge page would commit 2 MiB.
   madvise(base, n * stride, MADV_NOHUGEPAGE);
-  arch::san_register_root(base, n * stride);
   auto* descs = new (std::nothrow) Stack[n];
   if (descs == nullptr) fatal("out of memory: cannot allocate stack descriptors");
   for (std::size_t i = 0; i < n; ++i) {
@@ -120,6 +120,8 @@ Stack* new_slab(std::uint8_t cls) {
     descs[i].hi = guard + stride;
     descs[i].size_class = cls;
     descs[i].guarded = install_guard(guard, g);
+    // Only the usable part: LeakSanitizer must not read the guard pages.
+    arch::san_register_root(descs[i].lo, ssize);
     if (!descs[i].guarded) std::memcpy(descs[i].lo, &kStackCanary, sizeof kStackCanary);
   }
   g.slabs.fetch_add(1, std::memory_order_relaxed);
@@ -195,7 +197,7 @@ std::size_t stack_trim(bool wait) {
   const std::size_t ps = page_size();
   std::size_t trimmed = 0;
   for (Pool& p : g.pools) {
-    if (p.ndirty <= kKeepDirty) continue;  // racy peek; the decision is re-made under the lock
+    if (p.ndirty.load(std::memory_order_relaxed) <= kKeepDirty) continue;  // re-checked under the lock
     p.lock.lock();
     Stack* batch = nullptr;
     std::size_t nbatch = 0;

@@ -1,0 +1,3 @@
+module goro.bench/workloads
+
+go 1.19
