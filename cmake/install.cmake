@@ -18,5 +18,12 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/goroConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/goroConfig.cmake ${PROJECT_BINARY_DIR}/goroConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/goro)
 
+if(BUILD_SHARED_LIBS)
+  set(GORO_PC_DEFINES "")
+else()
+  set(GORO_PC_DEFINES "-DGORO_STATIC_DEFINE")
+endif()
+# The .pc file finds the prefix relative to itself, so the install is relocatable.
+file(RELATIVE_PATH GORO_PC_UP "/root/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/root")
 configure_file(cmake/goro.pc.in ${PROJECT_BINARY_DIR}/goro.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/goro.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

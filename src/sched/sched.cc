@@ -567,7 +567,6 @@ void idle_sleep(P* p) {
   s.lock.unlock();
   std::int64_t deadline = earliest_timer();
   if (!any_work() && deadline > mono_now_ns() && p->active.load(std::memory_order_acquire)) {
-    stack_trim(false);
     futex_wait(&p->wake_seq, seq, deadline == INT64_MAX ? -1 : deadline);
   }
   s.lock.lock();
@@ -601,6 +600,9 @@ G* find_runnable(P* p) {
         return g;
       }
     }
+    // Nothing to run: hand back pooled stack memory, a chunk at a time so
+    // that new work is noticed between chunks, then sleep.
+    if (stack_trim(false, kTrimChunk) > 0) continue;
     idle_sleep(p);
   }
 }

@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
+#include <algorithm>
 
 #include "arch/sanitizer.h"
 #include "sched/fatal.h"
@@ -184,7 +186,7 @@ void stack_free_global(Stack* s) {
   p.lock.unlock();
 }
 
-std::size_t stack_trim(bool wait) {
+std::size_t stack_trim(bool wait, std::size_t max_stacks) {
   // trim_lock serializes trims, so a caller that waits sees every stack that
   // an earlier trim detached back in the pool, trimmed. Idle workers do not
   // wait: one trimming is enough.
@@ -196,37 +198,56 @@ std::size_t stack_trim(bool wait) {
   }
   const std::size_t ps = page_size();
   std::size_t trimmed = 0;
+  std::vector<Stack*> batch;
   for (Pool& p : g.pools) {
     if (p.ndirty.load(std::memory_order_relaxed) <= kKeepDirty) continue;  // re-checked under the lock
+    // The dirty list is LIFO: the first kKeepDirty entries are the warmest
+    // and stay; up to max_stacks of the rest are detached and trimmed.
+    batch.clear();
     p.lock.lock();
-    Stack* batch = nullptr;
-    std::size_t nbatch = 0;
     if (p.ndirty > kKeepDirty) {
-      // The list is LIFO: the first kKeepDirty entries are the warmest; the
-      // rest are detached and trimmed.
       Stack* keep = p.dirty;
       for (std::size_t i = 1; i < kKeepDirty; ++i) keep = keep->next;
-      batch = keep->next;
-      keep->next = nullptr;
-      nbatch = p.ndirty - kKeepDirty;
-      p.ndirty = kKeepDirty;
+      std::size_t n = std::min<std::size_t>(p.ndirty - kKeepDirty, max_stacks - trimmed);
+      for (std::size_t i = 0; i < n; ++i) {
+        Stack* s = keep->next;
+        keep->next = s->next;
+        batch.push_back(s);
+      }
+      p.ndirty -= n;
     }
     p.lock.unlock();
-    if (batch == nullptr) continue;
-    Stack* last = nullptr;
-    for (Stack* s = batch; s != nullptr; s = s->next) {
-      // Keep the top page: every goroutine touches it at once.
-      if (s->size() > ps) madvise(s->lo, s->size() - ps, MADV_DONTNEED);
+    if (batch.empty()) continue;
+    // Whole stacks go back, top page included: a million goroutines that
+    // each touched one page would otherwise keep it all. Stacks adjacent in a
+    // slab are released with one madvise (guard markers and PROT_NONE pages
+    // in between are unaffected by MADV_DONTNEED).
+    std::sort(batch.begin(), batch.end(), [](Stack* a, Stack* b) { return a->lo < b->lo; });
+    char* run_lo = batch[0]->lo;
+    char* run_hi = batch[0]->hi;
+    for (std::size_t i = 1; i <= batch.size(); ++i) {
+      if (i < batch.size() && batch[i]->lo == run_hi + ps) {
+        run_hi = batch[i]->hi;
+        continue;
+      }
+      madvise(run_lo, static_cast<std::size_t>(run_hi - run_lo), MADV_DONTNEED);
+      if (i < batch.size()) {
+        run_lo = batch[i]->lo;
+        run_hi = batch[i]->hi;
+      }
+    }
+    for (Stack* s : batch) {
       if (!s->guarded) std::memcpy(s->lo, &kStackCanary, sizeof kStackCanary);
       s->dirty = false;
-      last = s;
     }
+    for (std::size_t i = 0; i + 1 < batch.size(); ++i) batch[i]->next = batch[i + 1];
     p.lock.lock();
-    last->next = p.clean;
-    p.clean = batch;
-    p.nclean += nbatch;
+    batch.back()->next = p.clean;
+    p.clean = batch.front();
+    p.nclean += batch.size();
     p.lock.unlock();
-    trimmed += nbatch;
+    trimmed += batch.size();
+    if (trimmed >= max_stacks) break;
   }
   g.trim_lock.unlock();
   return trimmed;

@@ -16,9 +16,10 @@
 //
 // Free stacks are pooled: a per-P cache (no lock) in front of a global pool
 // per size class (under its lock). Pages a stack dirtied stay committed while
-// the pool is small; past kKeepDirty pooled stacks, trim() returns all but
-// each stack's top page to the OS (MADV_DONTNEED). Idle workers call trim(),
-// so memory falls back after a burst without a syscall on any hot path.
+// the pool is small; past kKeepDirty pooled stacks, trim returns
+// each stack's pages to the OS (MADV_DONTNEED, adjacent stacks in one call).
+// Idle workers call trim, so memory falls back after a burst without a
+// syscall on any hot path.
 #pragma once
 
 #include <cstddef>
@@ -49,11 +50,14 @@ std::uint8_t stack_class_for(std::size_t bytes);
 Stack* stack_alloc_global(std::uint8_t size_class);
 // Returns a stack to the global pool.
 void stack_free_global(Stack* s);
-// Returns the dirty pages of pooled stacks beyond kKeepDirty to the OS.
-// Cheap when there is nothing to do. Returns the number of stacks trimmed.
-// With wait=false it returns at once if another trim is in progress;
-// with wait=true it waits for that one, so that on return the pool is trimmed.
-std::size_t stack_trim(bool wait);
+// Returns the pages of pooled stacks beyond kKeepDirty to the OS, at most
+// max_stacks of them per call. Cheap when there is nothing to do. Returns the
+// number of stacks trimmed. With wait=false it returns 0 at once if another
+// trim is in progress; with wait=true it waits for that one first.
+std::size_t stack_trim(bool wait, std::size_t max_stacks = SIZE_MAX);
+// Idle workers trim in chunks of this many stacks, re-checking for work
+// between chunks.
+inline constexpr std::size_t kTrimChunk = 4096;
 
 bool stack_canary_ok(const Stack* s);
 
