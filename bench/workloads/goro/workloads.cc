@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -87,9 +88,142 @@ void million_blocked(long n) {
   });
 }
 
-const char* const kPending[] = {"pingpong",        "chan_spsc",   "chan_mpmc",       "chan_unbuffered_mpmc",
-                                "select_2way",     "fanout_pipeline", "prime_sieve", "mutex_contended",
-                                nullptr};
+void pingpong(long n) {
+  goro::run([n] {
+    goro::Chan<long> a(0), b(0);
+    goro::go([a, b] {
+      for (long v : a) b.send(v + 1);
+      b.close();
+    });
+    auto start = Clock::now();
+    for (long i = 0; i < n; ++i) {
+      a.send(i);
+      b.recv();
+    }
+    auto el = Clock::now() - start;
+    a.close();
+    bench::report("pingpong", el, 2 * n);
+  });
+}
+
+void chan_spsc(long n) {
+  goro::run([n] {
+    goro::Chan<long> c(128);
+    auto start = Clock::now();
+    goro::go([c, n] {
+      for (long i = 0; i < n; ++i) c.send(i);
+      c.close();
+    });
+    long sum = 0;
+    for (long v : c) sum += v;
+    bench::check(sum == n * (n - 1) / 2, "spsc sum");
+    bench::report("chan_spsc", Clock::now() - start, n);
+  });
+}
+
+void mpmc(const char* name, long n, std::size_t cap) {
+  goro::run([=] {
+    goro::Chan<long> c(cap);
+    constexpr int P = 4, C = 4;
+    goro::WaitGroup pw, cw;
+    std::vector<long> sums(C);
+    auto start = Clock::now();
+    for (int p = 0; p < P; ++p) {
+      pw.add(1);
+      goro::go([&, p] {
+        for (long i = p; i < n; i += P) c.send(i);
+        pw.done();
+      });
+    }
+    for (int k = 0; k < C; ++k) {
+      cw.add(1);
+      goro::go([&, k] {
+        long s = 0;
+        for (long v : c) s += v;
+        sums[k] = s;
+        cw.done();
+      });
+    }
+    pw.wait();
+    c.close();
+    cw.wait();
+    long total = 0;
+    for (long s : sums) total += s;
+    bench::check(total == n * (n - 1) / 2, "mpmc sum");
+    bench::report(name, Clock::now() - start, n);
+  });
+}
+
+void select_2way(long n) {
+  goro::run([n] {
+    goro::Chan<long> a(0), b(0);
+    goro::go([a, b, n] {
+      for (long i = 0; i < n; ++i) (i % 2 == 0 ? a : b).send(i);
+    });
+    auto start = Clock::now();
+    long sum = 0;
+    for (long i = 0; i < n; ++i) {
+      goro::select(goro::recv(a, [&](std::optional<long> v) { sum += *v; }),
+                   goro::recv(b, [&](std::optional<long> v) { sum += *v; }));
+    }
+    bench::check(sum == n * (n - 1) / 2, "select sum");
+    bench::report("select_2way", Clock::now() - start, n);
+  });
+}
+
+void fanout_pipeline(long n) {
+  goro::run([n] {
+    goro::Chan<long> src(256), sq(256);
+    auto start = Clock::now();
+    goro::go([src, n] {
+      for (long i = 0; i < n; ++i) src.send(i);
+      src.close();
+    });
+    auto wg = std::make_shared<goro::WaitGroup>();
+    for (int w = 0; w < 8; ++w) {
+      wg->add(1);
+      goro::go([src, sq, wg] {
+        for (long v : src) sq.send(v * v);
+        wg->done();
+      });
+    }
+    goro::go([sq, wg] {
+      wg->wait();
+      sq.close();
+    });
+    unsigned long sum = 0, want = 0;
+    for (long v : sq) sum += static_cast<unsigned long>(v);
+    for (long i = 0; i < n; ++i) want += static_cast<unsigned long>(i * i);
+    bench::check(sum == want, "pipeline sum");
+    bench::report("fanout_pipeline", Clock::now() - start, n);
+  });
+}
+
+void prime_sieve(long n) {
+  goro::run([n] {
+    auto start = Clock::now();
+    goro::Chan<long> ch(0);
+    goro::go([ch] {
+      for (long i = 2;; ++i) ch.send(i);
+    });
+    long last = 0;
+    for (long i = 0; i < n; ++i) {
+      long prime = *ch.recv();
+      last = prime;
+      goro::Chan<long> out(0);
+      goro::go([in = ch, out, prime] {
+        for (;;) {
+          long v = *in.recv();
+          if (v % prime != 0) out.send(v);
+        }
+      });
+      ch = out;
+    }
+    bench::report("prime_sieve", Clock::now() - start, n, " last_prime=" + std::to_string(last));
+  });
+}
+
+const char* const kPending[] = {"mutex_contended", nullptr};
 
 }  // namespace
 
@@ -99,6 +233,13 @@ int main(int argc, char** argv) {
       {"yield_switch", {2000000, yield_switch}},
       {"timers", {100000, timers}},
       {"million_blocked", {1000000, million_blocked}},
+      {"pingpong", {1000000, pingpong}},
+      {"chan_spsc", {5000000, chan_spsc}},
+      {"chan_mpmc", {4000000, [](long n) { mpmc("chan_mpmc", n, 1024); }}},
+      {"chan_unbuffered_mpmc", {1000000, [](long n) { mpmc("chan_unbuffered_mpmc", n, 0); }}},
+      {"select_2way", {2000000, select_2way}},
+      {"fanout_pipeline", {2000000, fanout_pipeline}},
+      {"prime_sieve", {5000, prime_sieve}},
   };
   return bench::dispatch(argc, argv, all, kPending);
 }

@@ -1,0 +1,466 @@
+// src/chan/chan.cc: channels and select, on the park/ready protocol.
+//
+// The design follows Go's chan.go and select.go; the code is our own.
+//
+// Invariants (c->lock held to read or change any of them):
+//  - At least one of sendq and recvq is empty, except for waiters that
+//    belong to a select already won by another case (stale, skipped by
+//    dequeue), or a select that waits to both send and receive on the same
+//    unbuffered channel.
+//  - Buffered: if count > 0 then recvq has no live waiter; if count < cap
+//    then sendq has no live waiter.
+//  - closed never goes back to false. Once closed, no waiter is added.
+//  - A waiter (a Waiter on its goroutine's stack) is on a queue only while
+//    its goroutine is parked; whoever dequeues it completes its operation
+//    (copying the value, setting success) before ready(), and never touches
+//    it afterwards.
+// Memory order: count, closed and the queue heads are also stored (relaxed)
+// in atomics so that non-blocking operations can answer "not ready" without
+// the lock, as Go's fast paths do; a wrong guess there only costs taking the
+// lock. Values are handed over under the lock; ready()/park() order the
+// woken goroutine's reads after the waker's writes.
+//
+// Select (select_impl): lock every channel involved in address order
+// (duplicates once); poll the cases in a random order and run the first
+// ready one; else enqueue one Waiter per case, all pointing at one SelectState
+// whose `done` flag a waker claims with a CAS, and park with the unlock of all
+// locks as the park hook. The waker that wins the CAS completes that case;
+// the selecting goroutine then relocks everything and dequeues its other
+// waiters before returning. Waiters of a select that another case won are
+// skipped by dequeue and removed by their owner: no value is lost or
+// duplicated when several channels fire at once.
+#include <goro/detail/chan_core.h>
+#include <goro/panic.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "sched/futex.h"
+#include "sched/sched.h"
+
+namespace goro::detail {
+
+namespace {
+
+using rt::G;
+
+struct SelectState {
+  std::atomic<bool> done{false};
+};
+
+struct Waiter {
+  G* g = nullptr;
+  void* elem = nullptr;        // send: T*; recv: std::optional<T>*
+  Waiter* next = nullptr;
+  Waiter* prev = nullptr;
+  SelectState* sel = nullptr;  // non-null inside a select
+  int case_index = -1;
+  bool success = false;        // the operation completed (false: woken by close)
+  bool* won = nullptr;         // select: set to the winning case index's flag
+  int* won_index = nullptr;
+};
+
+struct WaitQueue {
+  Waiter* first = nullptr;
+  Waiter* last = nullptr;
+  std::atomic<Waiter*> first_hint{nullptr};  // mirrors `first` for lock-free peeks
+
+  void push(Waiter* w) {
+    w->next = nullptr;
+    w->prev = last;
+    if (last != nullptr) last->next = w; else first = w;
+    last = w;
+    first_hint.store(first, std::memory_order_relaxed);
+  }
+  void remove(Waiter* w) {
+    if (w->prev != nullptr) w->prev->next = w->next; else if (first == w) first = w->next; else return;
+    if (w->next != nullptr) w->next->prev = w->prev; else last = w->prev;
+    w->next = w->prev = nullptr;
+    first_hint.store(first, std::memory_order_relaxed);
+  }
+  // Takes the first waiter that can still be completed: a plain waiter, or a
+  // select waiter whose select this call wins.
+  Waiter* dequeue() {
+    while (Waiter* w = first) {
+      remove(w);
+      if (w->sel != nullptr) {
+        bool expected = false;
+        if (!w->sel->done.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) continue;
+        *w->won_index = w->case_index;
+      }
+      return w;
+    }
+    return nullptr;
+  }
+};
+
+}  // namespace
+
+struct ChanCore {
+  rt::Lock lock;
+  std::atomic<std::size_t> refs{1};
+  const ElemOps* ops = nullptr;
+  std::size_t cap = 0;
+  std::atomic<std::size_t> count{0};  // buffered elements (lock; relaxed mirror for peeks)
+  std::size_t recvx = 0;              // next slot to receive from
+  std::size_t sendx = 0;              // next slot to send into
+  std::atomic<bool> closed{false};
+  WaitQueue recvq;
+  WaitQueue sendq;
+  unsigned char* buf = nullptr;       // cap slots of ops->size bytes
+
+  void* slot(std::size_t i) const { return buf + i * ops->size; }
+};
+
+namespace {
+
+std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) & ~(a - 1); }
+
+[[noreturn]] void panic_send_closed() { throw panic_error("send on closed channel"); }
+
+// Parks forever (nil channel, empty select).
+[[noreturn]] void block_forever(const char* reason) {
+  for (;;) rt::park(reason, nullptr, nullptr);
+}
+
+void put_buffer(ChanCore* c, void* src) {
+  c->ops->move_construct(c->slot(c->sendx), src);
+  if (++c->sendx == c->cap) c->sendx = 0;
+  c->count.store(c->count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void take_buffer(ChanCore* c, void* opt) {
+  void* s = c->slot(c->recvx);
+  c->ops->move_to_optional(opt, s);
+  c->ops->destroy(s);
+  if (++c->recvx == c->cap) c->recvx = 0;
+  c->count.store(c->count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+}
+
+// A waiting receiver r was dequeued: hand it the value at src. Lock held.
+void send_to_waiter(ChanCore* c, Waiter* r, void* src) {
+  c->ops->move_to_optional(r->elem, src);
+  r->success = true;
+}
+
+// A waiting sender s was dequeued; receive into opt. Lock held.
+void recv_from_waiter(ChanCore* c, Waiter* s, void* opt) {
+  if (c->cap == 0) {
+    c->ops->move_to_optional(opt, s->elem);
+  } else {
+    // Buffer full: take its head, and the sender's value goes to the tail
+    // (which is the slot just freed), keeping FIFO order.
+    take_buffer(c, opt);
+    put_buffer(c, s->elem);
+  }
+  s->success = true;
+}
+
+bool full(const ChanCore* c) {
+  if (c->cap == 0) return c->recvq.first_hint.load(std::memory_order_relaxed) == nullptr;
+  return c->count.load(std::memory_order_relaxed) == c->cap;
+}
+
+bool empty(const ChanCore* c) {
+  if (c->cap == 0) return c->sendq.first_hint.load(std::memory_order_relaxed) == nullptr;
+  return c->count.load(std::memory_order_relaxed) == 0;
+}
+
+}  // namespace
+
+ChanCore* chan_new(std::size_t cap, const ElemOps* ops) {
+  std::size_t align = std::max<std::size_t>(ops->align, alignof(ChanCore));
+  std::size_t header = align_up(sizeof(ChanCore), align);
+  void* mem = ::operator new(header + cap * ops->size, std::align_val_t{align});
+  auto* c = ::new (mem) ChanCore;
+  c->ops = ops;
+  c->cap = cap;
+  c->buf = static_cast<unsigned char*>(mem) + header;
+  return c;
+}
+
+void chan_retain(ChanCore* c) { c->refs.fetch_add(1, std::memory_order_relaxed); }
+
+void chan_release(ChanCore* c) {
+  // acq_rel: the last owner must see every other owner's writes before
+  // destroying buffered elements.
+  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  std::size_t n = c->count.load(std::memory_order_relaxed);
+  for (std::size_t i = 0, x = c->recvx; i < n; ++i, x = (x + 1 == c->cap ? 0 : x + 1)) c->ops->destroy(c->slot(x));
+  std::size_t align = std::max<std::size_t>(c->ops->align, alignof(ChanCore));
+  c->~ChanCore();
+  ::operator delete(static_cast<void*>(c), std::align_val_t{align});
+}
+
+bool chan_send(ChanCore* c, void* src, bool block) {
+  if (c == nullptr) {
+    if (!block) return false;
+    block_forever("chan send (nil chan)");
+  }
+  // Fast path (Go's): a non-blocking send on an open, full channel fails
+  // without the lock. closed is read after full: if it is still false then,
+  // the channel was open and full at the moment full was read.
+  if (!block && full(c) && !c->closed.load(std::memory_order_relaxed)) return false;
+
+  c->lock.lock();
+  if (c->closed.load(std::memory_order_relaxed)) {
+    c->lock.unlock();
+    panic_send_closed();
+  }
+  if (Waiter* r = c->recvq.dequeue()) {
+    send_to_waiter(c, r, src);
+    c->lock.unlock();
+    rt::ready(r->g);
+    return true;
+  }
+  if (c->count.load(std::memory_order_relaxed) < c->cap) {
+    put_buffer(c, src);
+    c->lock.unlock();
+    return true;
+  }
+  if (!block) {
+    c->lock.unlock();
+    return false;
+  }
+  Waiter w;
+  w.g = rt::current_waiter();
+  w.elem = src;
+  c->sendq.push(&w);
+  rt::park("chan send", &rt::unlock_lock, &c->lock);
+  if (!w.success) panic_send_closed();
+  return true;
+}
+
+RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
+  if (c == nullptr) {
+    if (!block) return RecvResult::would_block;
+    block_forever("chan receive (nil chan)");
+  }
+  if (!block && empty(c)) {
+    if (!c->closed.load(std::memory_order_acquire)) return RecvResult::would_block;
+    // Closed: it stays closed, so if it is still empty it is drained for good.
+    if (empty(c)) return RecvResult::closed;
+  }
+  c->lock.lock();
+  if (Waiter* s = c->sendq.dequeue()) {
+    recv_from_waiter(c, s, opt);
+    c->lock.unlock();
+    rt::ready(s->g);
+    return RecvResult::value;
+  }
+  if (c->count.load(std::memory_order_relaxed) > 0) {
+    take_buffer(c, opt);
+    c->lock.unlock();
+    return RecvResult::value;
+  }
+  if (c->closed.load(std::memory_order_relaxed)) {
+    c->lock.unlock();
+    return RecvResult::closed;
+  }
+  if (!block) {
+    c->lock.unlock();
+    return RecvResult::would_block;
+  }
+  Waiter w;
+  w.g = rt::current_waiter();
+  w.elem = opt;
+  c->recvq.push(&w);
+  rt::park("chan receive", &rt::unlock_lock, &c->lock);
+  return w.success ? RecvResult::value : RecvResult::closed;
+}
+
+void chan_close(ChanCore* c) {
+  if (c == nullptr) throw panic_error("close of nil channel");
+  c->lock.lock();
+  if (c->closed.load(std::memory_order_relaxed)) {
+    c->lock.unlock();
+    throw panic_error("close of closed channel");
+  }
+  c->closed.store(true, std::memory_order_release);
+  // Collect every waiter first; ready them after the unlock.
+  Waiter* wake = nullptr;
+  while (Waiter* w = c->recvq.dequeue()) {
+    w->success = false;
+    w->next = wake;
+    wake = w;
+  }
+  while (Waiter* w = c->sendq.dequeue()) {
+    w->success = false;
+    w->next = wake;
+    wake = w;
+  }
+  c->lock.unlock();
+  while (wake != nullptr) {
+    Waiter* next = wake->next;  // read first: the waiter dies once its G runs
+    rt::ready(wake->g);
+    wake = next;
+  }
+}
+
+std::size_t chan_size(const ChanCore* c) { return c == nullptr ? 0 : c->count.load(std::memory_order_relaxed); }
+std::size_t chan_cap(const ChanCore* c) { return c == nullptr ? 0 : c->cap; }
+
+}  // namespace goro::detail
+
+// ---------------------------------------------------------------- select
+namespace goro::detail {
+
+namespace {
+
+std::uint32_t fastrand() {
+  thread_local std::uint64_t s = [] {
+    std::uint64_t seed = reinterpret_cast<std::uintptr_t>(&s) ^ static_cast<std::uint64_t>(rt::mono_now_ns());
+    return seed | 1;
+  }();
+  s ^= s >> 12;
+  s ^= s << 25;
+  s ^= s >> 27;
+  return static_cast<std::uint32_t>((s * 2685821657736338717ULL) >> 32);
+}
+
+struct LockSet {
+  ChanCore** chans;
+  int n;
+  void lock() const {
+    for (int i = 0; i < n; ++i) chans[i]->lock.lock();
+  }
+  void unlock() const {
+    for (int i = n - 1; i >= 0; --i) chans[i]->lock.unlock();
+  }
+};
+
+void unlock_set(void* p) { static_cast<LockSet*>(p)->unlock(); }
+
+// Small-buffer arrays for the per-select bookkeeping; selects with more than
+// kInline cases (rare) use the heap.
+template <class T, int kInline = 16>
+struct Scratch {
+  explicit Scratch(int n) : p(n <= kInline ? inline_ : new T[static_cast<std::size_t>(n)]) {}
+  ~Scratch() {
+    if (p != inline_) delete[] p;
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T& operator[](int i) { return p[i]; }
+  T inline_[kInline];
+  T* p;
+};
+
+// Pass 1: tries case i with every lock held; returns whether it ran. On
+// success the locks are released (and a waiter readied) before returning.
+bool try_case(SelectCase& sc, const LockSet& locks) {
+  ChanCore* c = sc.chan;
+  if (sc.is_send) {
+    if (c->closed.load(std::memory_order_relaxed)) {
+      locks.unlock();
+      panic_send_closed();
+    }
+    if (Waiter* r = c->recvq.dequeue()) {
+      send_to_waiter(c, r, sc.elem);
+      locks.unlock();
+      rt::ready(r->g);
+      return true;
+    }
+    if (c->count.load(std::memory_order_relaxed) < c->cap) {
+      put_buffer(c, sc.elem);
+      locks.unlock();
+      return true;
+    }
+    return false;
+  }
+  if (Waiter* s = c->sendq.dequeue()) {
+    recv_from_waiter(c, s, sc.elem);
+    sc.received = true;
+    locks.unlock();
+    rt::ready(s->g);
+    return true;
+  }
+  if (c->count.load(std::memory_order_relaxed) > 0) {
+    take_buffer(c, sc.elem);
+    sc.received = true;
+    locks.unlock();
+    return true;
+  }
+  if (c->closed.load(std::memory_order_relaxed)) {
+    sc.received = false;
+    locks.unlock();
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int select_impl(SelectCase* cases, int n, bool has_default) {
+  // 1. Poll order: a uniformly random permutation of the non-nil cases
+  //    (inside-out Fisher-Yates), so that no ready case is favoured.
+  Scratch<int> order(n);
+  int npoll = 0;
+  for (int i = 0; i < n; ++i) {
+    cases[i].received = false;
+    if (cases[i].chan == nullptr) continue;
+    int j = static_cast<int>(fastrand() % static_cast<std::uint32_t>(npoll + 1));
+    order[npoll] = order[j];
+    order[j] = i;
+    ++npoll;
+  }
+  if (npoll == 0) {
+    if (has_default) return -1;
+    block_forever("select (no cases)");
+  }
+  // 2. Lock order: distinct channels by address.
+  Scratch<ChanCore*> chans(npoll);
+  for (int k = 0; k < npoll; ++k) chans[k] = cases[order[k]].chan;
+  std::sort(&chans[0], &chans[0] + npoll);
+  int nchans = static_cast<int>(std::unique(&chans[0], &chans[0] + npoll) - &chans[0]);
+  LockSet locks{&chans[0], nchans};
+  locks.lock();
+
+  // 3. Pass 1: the first ready case in poll order runs.
+  for (int k = 0; k < npoll; ++k) {
+    if (try_case(cases[order[k]], locks)) return order[k];
+  }
+  if (has_default) {
+    locks.unlock();
+    return -1;
+  }
+
+  // 4. Pass 2: wait on every case at once, registered in poll order.
+  SelectState st;
+  int won = -1;
+  G* self = rt::current_waiter();
+  Scratch<Waiter> waiters(n);
+  for (int k = 0; k < npoll; ++k) {
+    int i = order[k];
+    Waiter& w = waiters[i];
+    w.g = self;
+    w.elem = cases[i].elem;
+    w.sel = &st;
+    w.case_index = i;
+    w.won_index = &won;
+    (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).push(&w);
+  }
+  rt::park("select", &unlock_set, &locks);
+
+  // 5. One case won (its waker dequeued its waiter and completed it); take
+  //    the other waiters off their queues.
+  locks.lock();
+  for (int k = 0; k < npoll; ++k) {
+    int i = order[k];
+    if (i == won) continue;
+    (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).remove(&waiters[i]);
+  }
+  locks.unlock();
+  SelectCase& sc = cases[won];
+  if (sc.is_send) {
+    if (!waiters[won].success) panic_send_closed();
+  } else {
+    sc.received = waiters[won].success;
+  }
+  return won;
+}
+
+}  // namespace goro::detail
