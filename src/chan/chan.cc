@@ -73,13 +73,13 @@ struct WaitQueue {
     w->prev = last;
     if (last != nullptr) last->next = w; else first = w;
     last = w;
-    first_hint.store(first, std::memory_order_relaxed);
+    first_hint.store(first, std::memory_order_release);
   }
   void remove(Waiter* w) {
     if (w->prev != nullptr) w->prev->next = w->next; else if (first == w) first = w->next; else return;
     if (w->next != nullptr) w->next->prev = w->prev; else last = w->prev;
     w->next = w->prev = nullptr;
-    first_hint.store(first, std::memory_order_relaxed);
+    first_hint.store(first, std::memory_order_release);
   }
   // Takes the first waiter that can still be completed: a plain waiter, or a
   // select waiter whose select this call wins.
@@ -129,7 +129,7 @@ std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) & ~(a - 
 void put_buffer(ChanCore* c, void* src) {
   c->ops->move_construct(c->slot(c->sendx), src);
   if (++c->sendx == c->cap) c->sendx = 0;
-  c->count.store(c->count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  c->count.store(c->count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
 }
 
 void take_buffer(ChanCore* c, void* opt) {
@@ -137,7 +137,7 @@ void take_buffer(ChanCore* c, void* opt) {
   c->ops->move_to_optional(opt, s);
   c->ops->destroy(s);
   if (++c->recvx == c->cap) c->recvx = 0;
-  c->count.store(c->count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  c->count.store(c->count.load(std::memory_order_relaxed) - 1, std::memory_order_release);
 }
 
 // A waiting receiver r was dequeued: hand it the value at src. Lock held.
@@ -159,14 +159,18 @@ void recv_from_waiter(ChanCore* c, Waiter* s, void* opt) {
   s->success = true;
 }
 
+// The lock-free peeks of the fast paths. Acquire pairs with the release
+// stores of count / first_hint (made under the lock after any change to
+// `closed`), so "empty, then not closed" read in that order means the
+// channel was open when it was seen empty (Go's argument in chanrecv).
 bool full(const ChanCore* c) {
-  if (c->cap == 0) return c->recvq.first_hint.load(std::memory_order_relaxed) == nullptr;
-  return c->count.load(std::memory_order_relaxed) == c->cap;
+  if (c->cap == 0) return c->recvq.first_hint.load(std::memory_order_acquire) == nullptr;
+  return c->count.load(std::memory_order_acquire) == c->cap;
 }
 
 bool empty(const ChanCore* c) {
-  if (c->cap == 0) return c->sendq.first_hint.load(std::memory_order_relaxed) == nullptr;
-  return c->count.load(std::memory_order_relaxed) == 0;
+  if (c->cap == 0) return c->sendq.first_hint.load(std::memory_order_acquire) == nullptr;
+  return c->count.load(std::memory_order_acquire) == 0;
 }
 
 }  // namespace
@@ -203,7 +207,7 @@ bool chan_send(ChanCore* c, void* src, bool block) {
   // Fast path (Go's): a non-blocking send on an open, full channel fails
   // without the lock. closed is read after full: if it is still false then,
   // the channel was open and full at the moment full was read.
-  if (!block && full(c) && !c->closed.load(std::memory_order_relaxed)) return false;
+  if (!block && full(c) && !c->closed.load(std::memory_order_acquire)) return false;
 
   c->lock.lock();
   if (c->closed.load(std::memory_order_relaxed)) {
