@@ -109,6 +109,18 @@ inline void san_destroy_fiber(void* fiber) {
 #endif
 }
 
+// A goroutine that exits never returns from the frames it exited through,
+// so ASan's poisoned redzones of those frames stay behind; a stack must be
+// unpoisoned before it is reused.
+inline void san_unpoison_stack(const void* p, std::size_t n) {
+#if GORO_ASAN
+  __asan_unpoison_memory_region(p, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 // LeakSanitizer does not scan mmap'd memory; goroutine stacks hold the only
 // pointers to much of a blocked goroutine's heap, so they are registered.
 inline void san_register_root(const void* p, std::size_t n) {

@@ -300,6 +300,7 @@ void g_entry(void* transfer, void* arg);
 // Gives a G that has never run its stack and initial context.
 void g_prepare(P* p, G* g) {
   g->stack = stack_get(p, g->stack_class);
+  arch::san_unpoison_stack(g->stack->lo, g->stack->size());
   g->san.stack_bottom = g->stack->lo;
   g->san.stack_size = g->stack->size();
   g->san.tsan = arch::san_create_fiber();
