@@ -1,13 +1,18 @@
-// goro/sync.h: Go's sync package for goroutines and threads.
+// goro/sync.h: Go's sync package (and x/sync's semaphore), for goroutines
+// and plain threads alike.
 //
-// Defines WaitGroup (more primitives land with the sync issue). Every
+// Defines WaitGroup, Mutex, RWMutex, Once, Cond and Semaphore. Every
 // blocking call parks the calling goroutine (its worker thread runs others),
-// or blocks the calling thread when called from a plain thread.
+// or blocks the calling thread when called from a plain thread; the two mix
+// freely on one object. Mutex and RWMutex meet the standard Lockable /
+// SharedLockable requirements, so std::lock_guard, std::unique_lock,
+// std::shared_lock and std::scoped_lock work with them.
 //
-// Destruction safety, as std::latch promises: the call that releases a waiter
-// does not touch the object once that waiter can proceed, so a WaitGroup on
-// the waiting function's stack, with done() as each goroutine's last act, is
-// safe.
+// Destruction safety, as std::latch and std::mutex promise it: the call that
+// releases a waiter (WaitGroup::done, Mutex::unlock, Semaphore::release,
+// Cond::signal/broadcast, the end of Once::call) does not touch the object
+// once that waiter can proceed, so a WaitGroup on the waiting function's
+// stack, with done() as each goroutine's last act, is safe.
 #pragma once
 
 #include <goro/detail/raw_mutex.h>
@@ -16,6 +21,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
+#include <utility>
 
 namespace goro {
 
@@ -46,6 +53,160 @@ class WaitGroup {
   std::atomic<std::uint64_t> state_{0};
   detail::RawMutex lock_;
   void* waiters_ = nullptr;  // singly linked nodes on the waiters' stacks (lock_)
+};
+
+// Mutex (sync.Mutex): mutual exclusion that parks contended goroutines.
+//  - lock(): blocks until acquired. A contender spins briefly, then parks.
+//    Fairness: newcomers may barge ahead of a woken waiter, but a waiter that
+//    has waited more than 1 ms is handed the lock directly (FIFO), as in Go's
+//    starvation mode, so no goroutine starves.
+//  - try_lock(): never blocks.
+//  - unlock(): may be called by any goroutine or thread, not only the one
+//    that locked (as in Go). Unlocking an unlocked Mutex panics
+//    "sync: unlock of unlocked mutex".
+// Not recursive.
+class Mutex {
+ public:
+  Mutex() = default;
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  void lock() {
+    std::uint32_t s = 0;
+    // Acquire pairs with the release in unlock()/unlock_slow().
+    if (!state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_relaxed))
+      lock_slow();
+  }
+  bool try_lock() {
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    while ((s & kLocked) == 0) {
+      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_relaxed))
+        return true;
+    }
+    return false;
+  }
+  void unlock() {
+    std::uint32_t s = kLocked;
+    if (!state_.compare_exchange_strong(s, 0, std::memory_order_release, std::memory_order_relaxed))
+      unlock_slow();
+  }
+
+ private:
+  static constexpr std::uint32_t kLocked = 1;
+  static constexpr std::uint32_t kParked = 2;  // the wait queue is not empty
+  GORO_EXPORT void lock_slow();
+  GORO_EXPORT void unlock_slow();
+
+  std::atomic<std::uint32_t> state_{0};
+  detail::RawMutex qlock_;   // protects the wait queue; taken before changing kParked
+  void* head_ = nullptr;     // FIFO of waiters on their goroutines' stacks (qlock_)
+  void* tail_ = nullptr;
+};
+
+// RWMutex (sync.RWMutex): many readers or one writer.
+//  - lock()/unlock(): exclusive. lock_shared()/unlock_shared(): shared.
+//  - A writer waiting in lock() blocks new readers (so writers do not
+//    starve); when a writer unlocks, the readers that queued meanwhile go
+//    first, then the next writer.
+//  - try_lock()/try_lock_shared() never block.
+//  - Misuse panics: "sync: Unlock of unlocked RWMutex",
+//    "sync: RUnlock of unlocked RWMutex".
+class RWMutex {
+ public:
+  RWMutex() = default;
+  RWMutex(const RWMutex&) = delete;
+  RWMutex& operator=(const RWMutex&) = delete;
+
+  GORO_EXPORT void lock();
+  GORO_EXPORT bool try_lock();
+  GORO_EXPORT void unlock();
+  GORO_EXPORT void lock_shared();
+  GORO_EXPORT bool try_lock_shared();
+  GORO_EXPORT void unlock_shared();
+
+ private:
+  detail::RawMutex m_;
+  std::int64_t readers_ = 0;     // active readers (m_)
+  bool writer_ = false;          // a writer holds it (m_)
+  std::int64_t writers_waiting_ = 0;
+  void* readq_ = nullptr;        // waiting readers (m_)
+  void* writeq_head_ = nullptr;  // waiting writers, FIFO (m_)
+  void* writeq_tail_ = nullptr;
+};
+
+// Once (sync.Once): call(f) runs f exactly once across all callers; the
+// others wait until it has returned. If f throws, the exception propagates
+// to that caller and the Once still counts as done (unlike std::call_once).
+class Once {
+ public:
+  template <class F>
+  void call(F&& f) {
+    // Acquire pairs with the release store that marks completion, so a
+    // caller that sees done_ also sees everything f did.
+    if (done_.load(std::memory_order_acquire)) return;
+    std::lock_guard<Mutex> lk(m_);
+    if (done_.load(std::memory_order_relaxed)) return;
+    struct MarkDone {
+      std::atomic<bool>& d;
+      ~MarkDone() { d.store(true, std::memory_order_release); }
+    } mark{done_};
+    std::forward<F>(f)();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  Mutex m_;
+};
+
+// Cond (sync.Cond): a condition variable for goro::Mutex.
+//  - wait(lk): atomically unlocks lk's Mutex and parks; relocks before
+//    returning. As in Go, wakeups may be spurious only in the sense that the
+//    condition must be re-checked in a loop.
+//  - signal(): wakes the longest-waiting waiter, if any.
+//  - broadcast(): wakes all waiters.
+class Cond {
+ public:
+  Cond() = default;
+  Cond(const Cond&) = delete;
+  Cond& operator=(const Cond&) = delete;
+
+  GORO_EXPORT void wait(std::unique_lock<Mutex>& lk);
+  template <class Pred>
+  void wait(std::unique_lock<Mutex>& lk, Pred pred) {
+    while (!pred()) wait(lk);
+  }
+  GORO_EXPORT void signal();
+  GORO_EXPORT void broadcast();
+
+ private:
+  detail::RawMutex m_;
+  void* head_ = nullptr;  // FIFO of waiters (m_)
+  void* tail_ = nullptr;
+};
+
+// Semaphore (x/sync/semaphore.Weighted): a weighted semaphore of size n.
+//  - acquire(k): blocks until k units are free; waiters are served in FIFO
+//    order (a large request is not overtaken by later small ones). Asking for
+//    more than the size panics "semaphore: acquire more than size".
+//  - try_acquire(k): takes k units only if free and nobody waits.
+//  - release(k): returns k units; releasing more than held panics
+//    "semaphore: released more than held".
+class Semaphore {
+ public:
+  explicit Semaphore(std::int64_t n) : size_(n) {}
+  Semaphore(const Semaphore&) = delete;
+  Semaphore& operator=(const Semaphore&) = delete;
+
+  GORO_EXPORT void acquire(std::int64_t k = 1);
+  GORO_EXPORT bool try_acquire(std::int64_t k = 1);
+  GORO_EXPORT void release(std::int64_t k = 1);
+
+ private:
+  detail::RawMutex m_;
+  const std::int64_t size_;
+  std::int64_t cur_ = 0;  // units held (m_)
+  void* head_ = nullptr;  // FIFO of waiters (m_)
+  void* tail_ = nullptr;
 };
 
 }  // namespace goro

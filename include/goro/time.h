@@ -1,13 +1,30 @@
 // goro/time.h: Go's time package, on the runtime's timers.
 //
-// after(d) (time.After): a channel that receives the current time once, d
-// from now. The timer costs a heap entry, no thread. (Timer, Ticker and
-// after_func land with the sync/time/context issue.)
+// Timers live in the scheduler's per-P timer heaps: a million pending timers
+// cost memory (about 200 bytes each), not threads or polling. Channel
+// timers follow Go 1.23: after stop() or reset() returns, no value from the
+// old schedule is ever received.
+//
+//  - after(d) (time.After): a channel that receives the time once, d from now.
+//  - Timer(d) (time.NewTimer): c() receives the time when it fires.
+//    stop() returns true if it stopped a pending timer; reset(d) re-arms it
+//    and returns whether it was pending. Timer is a handle: copies share the
+//    timer; destroying handles never cancels an after_func.
+//  - after_func(d, f) (time.AfterFunc): runs f in its own goroutine after d;
+//    stop() prevents that if it has not started.
+//  - Ticker(d) (time.NewTicker): c() receives the time every d; a receiver
+//    that falls behind misses ticks (the channel holds one). stop(), reset(d).
+//    The ticker stops when its last handle goes.
+// All members are thread-safe and callable from goroutines or plain threads.
+// A non-positive Ticker period panics "non-positive interval for NewTicker".
 #pragma once
 
 #include <goro/chan.h>
 #include <goro/export.h>
 #include <goro/runtime.h>
+
+#include <functional>
+#include <memory>
 
 namespace goro {
 
@@ -17,5 +34,56 @@ template <class Rep, class Period>
 Chan<Clock::time_point> after(std::chrono::duration<Rep, Period> d) {
   return after(std::chrono::ceil<Clock::duration>(d));
 }
+
+namespace detail {
+struct TimerState;  // src/time/timer.cc
+}
+
+class Timer {
+ public:
+  explicit Timer(Clock::duration d) : Timer(d, nullptr) {}
+  template <class Rep, class Period>
+  explicit Timer(std::chrono::duration<Rep, Period> d) : Timer(std::chrono::ceil<Clock::duration>(d)) {}
+
+  // The channel the time is delivered on (nil for an after_func timer).
+  GORO_EXPORT Chan<Clock::time_point> c() const;
+  GORO_EXPORT bool stop() const;
+  GORO_EXPORT bool reset(Clock::duration d) const;
+  template <class Rep, class Period>
+  bool reset(std::chrono::duration<Rep, Period> d) const {
+    return reset(std::chrono::ceil<Clock::duration>(d));
+  }
+
+ private:
+  friend Timer after_func_impl(Clock::duration, std::function<void()>);
+  GORO_EXPORT Timer(Clock::duration d, std::function<void()> fn);
+  std::shared_ptr<detail::TimerState> st_;
+};
+
+GORO_EXPORT Timer after_func_impl(Clock::duration d, std::function<void()> fn);
+
+template <class Rep, class Period, class F>
+Timer after_func(std::chrono::duration<Rep, Period> d, F f) {
+  return after_func_impl(std::chrono::ceil<Clock::duration>(d), std::function<void()>(std::move(f)));
+}
+
+class Ticker {
+ public:
+  GORO_EXPORT explicit Ticker(Clock::duration d);
+  template <class Rep, class Period>
+  explicit Ticker(std::chrono::duration<Rep, Period> d) : Ticker(std::chrono::ceil<Clock::duration>(d)) {}
+
+  GORO_EXPORT Chan<Clock::time_point> c() const;
+  GORO_EXPORT void stop() const;
+  GORO_EXPORT void reset(Clock::duration d) const;
+  template <class Rep, class Period>
+  void reset(std::chrono::duration<Rep, Period> d) const {
+    reset(std::chrono::ceil<Clock::duration>(d));
+  }
+
+ private:
+  struct Owner;  // stops the ticker when the last handle goes
+  std::shared_ptr<Owner> owner_;
+};
 
 }  // namespace goro

@@ -1,0 +1,26 @@
+// goro/errc.h: goro's error codes, registered with std::is_error_code_enum so
+// that `ec == goro::errc::eof` works. System errors keep
+// std::system_category().
+#pragma once
+
+#include <goro/export.h>
+
+#include <system_error>
+
+namespace goro {
+
+enum class errc {
+  canceled = 1,           // context.Canceled
+  deadline_exceeded = 2,  // context.DeadlineExceeded, and I/O deadlines
+  eof = 3,                // io.EOF
+  closed = 4,             // net.ErrClosed: use of a closed Listener or Conn
+};
+
+GORO_EXPORT const std::error_category& goro_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), goro_category()}; }
+
+}  // namespace goro
+
+template <>
+struct std::is_error_code_enum<goro::errc> : std::true_type {};

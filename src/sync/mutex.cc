@@ -1,0 +1,273 @@
+// src/sync/mutex.cc: Mutex, RWMutex, Cond and Semaphore on park/ready.
+//
+// Mutex protocol. state_ bits: kLocked (held), kParked (the queue under
+// qlock_ is non-empty). kParked is only set or cleared with qlock_ held; a
+// waiter sets it (CAS) while the mutex is still locked, so the unlocker,
+// which must see kParked to take the slow path, cannot miss it. Unlock with
+// waiters, under qlock_: either hand the lock to the first waiter (it waited
+// over kStarveNs: starvation mode, kLocked stays set) or release it and wake
+// the first waiter to compete again (normal mode, newcomers may barge).
+#include <goro/sync.h>
+
+#include "sched/fatal.h"
+#include "sched/futex.h"
+#include "sched/sched.h"
+#include "sync/waitlist.h"
+
+namespace goro {
+
+namespace {
+constexpr std::int64_t kStarveNs = 1000000;  // 1 ms, as Go's starvationThresholdNs
+constexpr int kSpins = 4;
+constexpr int kSpinPauses = 30;
+}  // namespace
+
+void Mutex::lock_slow() {
+  rt::WaitNode w;
+  int spins = 0;
+  for (;;) {
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    if ((s & kLocked) == 0) {
+      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_relaxed)) return;
+      continue;
+    }
+    // Spin a little while nobody is queued: the holder is likely running on
+    // another worker and about to unlock.
+    if ((s & kParked) == 0 && spins < kSpins) {
+      ++spins;
+      for (int i = 0; i < kSpinPauses; ++i) rt::cpu_relax();
+      continue;
+    }
+    qlock_.lock();
+    s = state_.load(std::memory_order_relaxed);
+    bool queued = false;
+    while ((s & kLocked) != 0) {
+      if (state_.compare_exchange_weak(s, s | kParked, std::memory_order_relaxed)) {
+        queued = true;
+        break;
+      }
+    }
+    if (!queued) {  // released meanwhile: compete again
+      qlock_.unlock();
+      continue;
+    }
+    w.g = rt::current_waiter();
+    w.granted = false;
+    if (w.since_ns == 0) w.since_ns = rt::mono_now_ns();
+    rt::WaitList(head_, tail_).push_back(&w);
+    rt::park("sync.Mutex.lock", &rt::unlock_lock, &qlock_);
+    // Handed off: we own it (ready/park order the previous holder's writes
+    // before our return).
+    if (w.granted) return;
+    spins = 0;
+  }
+}
+
+void Mutex::unlock_slow() {
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  if ((s & kLocked) == 0) throw panic_error("sync: unlock of unlocked mutex");
+  qlock_.lock();
+  rt::WaitList q(head_, tail_);
+  rt::WaitNode* w = q.pop_front();
+  if (w == nullptr) {  // cannot happen while kParked is consistent; release plainly
+    state_.store(0, std::memory_order_release);
+    qlock_.unlock();
+    return;
+  }
+  const std::uint32_t parked = q.empty() ? 0 : kParked;
+  // Nobody else changes state_ now: kLocked is ours, kParked needs qlock_.
+  if (rt::mono_now_ns() - w->since_ns > kStarveNs) {
+    w->granted = true;
+    state_.store(kLocked | parked, std::memory_order_release);
+  } else {
+    state_.store(parked, std::memory_order_release);
+  }
+  rt::G* g = w->g;
+  qlock_.unlock();
+  rt::ready(g);
+}
+
+// ---------------------------------------------------------------- RWMutex
+// Waiting readers form a LIFO chain (order among readers is irrelevant: they
+// are all admitted together); writers a FIFO. All state under m_.
+
+void RWMutex::lock() {
+  m_.lock();
+  if (!writer_ && readers_ == 0) {
+    writer_ = true;
+    m_.unlock();
+    return;
+  }
+  rt::WaitNode w;
+  w.g = rt::current_waiter();
+  ++writers_waiting_;
+  rt::WaitList(writeq_head_, writeq_tail_).push_back(&w);
+  rt::park("sync.RWMutex.Lock", &rt::unlock_lock, &m_);
+  // The unlocker made us the writer before waking us.
+}
+
+bool RWMutex::try_lock() {
+  std::lock_guard<detail::RawMutex> g(m_);
+  if (writer_ || readers_ != 0) return false;
+  writer_ = true;
+  return true;
+}
+
+void RWMutex::lock_shared() {
+  m_.lock();
+  if (!writer_ && writers_waiting_ == 0) {
+    ++readers_;
+    m_.unlock();
+    return;
+  }
+  rt::WaitNode w;
+  w.g = rt::current_waiter();
+  w.next = static_cast<rt::WaitNode*>(readq_);
+  readq_ = &w;
+  rt::park("sync.RWMutex.RLock", &rt::unlock_lock, &m_);
+  // The unlocker counted us in readers_ before waking us.
+}
+
+bool RWMutex::try_lock_shared() {
+  std::lock_guard<detail::RawMutex> g(m_);
+  if (writer_ || writers_waiting_ != 0) return false;
+  ++readers_;
+  return true;
+}
+
+void RWMutex::unlock_shared() {
+  m_.lock();
+  if (readers_ <= 0) {
+    m_.unlock();
+    throw panic_error("sync: RUnlock of unlocked RWMutex");
+  }
+  rt::WaitNode* wake = nullptr;
+  if (--readers_ == 0 && writers_waiting_ > 0) {
+    wake = rt::WaitList(writeq_head_, writeq_tail_).pop_front();
+    --writers_waiting_;
+    writer_ = true;
+  }
+  m_.unlock();
+  if (wake != nullptr) rt::ready(wake->g);
+}
+
+void RWMutex::unlock() {
+  m_.lock();
+  if (!writer_) {
+    m_.unlock();
+    throw panic_error("sync: Unlock of unlocked RWMutex");
+  }
+  writer_ = false;
+  rt::WaitNode* wake = nullptr;
+  if (readq_ != nullptr) {
+    // Readers that queued behind this writer go first, all together.
+    wake = static_cast<rt::WaitNode*>(readq_);
+    readq_ = nullptr;
+    for (rt::WaitNode* w = wake; w != nullptr; w = w->next) ++readers_;
+  } else if (writers_waiting_ > 0) {
+    wake = rt::WaitList(writeq_head_, writeq_tail_).pop_front();
+    wake->next = nullptr;
+    --writers_waiting_;
+    writer_ = true;
+  }
+  m_.unlock();
+  rt::ready_chain(wake);
+}
+
+// ---------------------------------------------------------------- Cond
+namespace {
+struct CondUnlock {
+  detail::RawMutex* queue_lock;
+  Mutex* user;
+};
+}  // namespace
+
+void Cond::wait(std::unique_lock<Mutex>& lk) {
+  Mutex* mu = lk.mutex();
+  if (mu == nullptr || !lk.owns_lock()) throw panic_error("sync: Cond.wait without holding the lock");
+  rt::WaitNode w;
+  w.g = rt::current_waiter();
+  m_.lock();
+  rt::WaitList(head_, tail_).push_back(&w);
+  // Both locks are released after we are parked: a signal between the two
+  // cannot be lost, since signal needs m_ and finds us queued.
+  CondUnlock u{&m_, mu};
+  rt::park("sync.Cond.wait",
+           [](void* a) {
+             // A park hook must not throw: it runs on the next context.
+             auto* cu = static_cast<CondUnlock*>(a);
+             cu->queue_lock->unlock();
+             try {
+               cu->user->unlock();
+             } catch (const panic_error&) {
+               rt::fatal("sync: unlock of unlocked mutex in Cond.wait");
+             }
+           },
+           &u);
+  mu->lock();
+}
+
+void Cond::signal() {
+  m_.lock();
+  rt::WaitNode* w = rt::WaitList(head_, tail_).pop_front();
+  m_.unlock();
+  if (w != nullptr) rt::ready(w->g);
+}
+
+void Cond::broadcast() {
+  m_.lock();
+  rt::WaitNode* all = rt::WaitList(head_, tail_).take_all();
+  m_.unlock();
+  rt::ready_chain(all);
+}
+
+// ---------------------------------------------------------------- Semaphore
+void Semaphore::acquire(std::int64_t k) {
+  if (k > size_) throw panic_error("semaphore: acquire more than size");
+  m_.lock();
+  rt::WaitList q(head_, tail_);
+  if (size_ - cur_ >= k && q.empty()) {
+    cur_ += k;
+    m_.unlock();
+    return;
+  }
+  rt::WaitNode w;
+  w.g = rt::current_waiter();
+  w.n = k;
+  q.push_back(&w);
+  rt::park("semaphore.acquire", &rt::unlock_lock, &m_);
+  // release() counted our units in cur_ before waking us.
+}
+
+bool Semaphore::try_acquire(std::int64_t k) {
+  std::lock_guard<detail::RawMutex> g(m_);
+  if (size_ - cur_ >= k && head_ == nullptr) {
+    cur_ += k;
+    return true;
+  }
+  return false;
+}
+
+void Semaphore::release(std::int64_t k) {
+  m_.lock();
+  cur_ -= k;
+  if (cur_ < 0) {
+    cur_ += k;
+    m_.unlock();
+    throw panic_error("semaphore: released more than held");
+  }
+  // Admit waiters in FIFO order while the first one fits.
+  rt::WaitList q(head_, tail_);
+  rt::WaitNode* wake = nullptr;
+  rt::WaitNode** tail = &wake;
+  while (!q.empty() && size_ - cur_ >= q.front()->n) {
+    rt::WaitNode* w = q.pop_front();
+    cur_ += w->n;
+    *tail = w;
+    tail = &w->next;
+  }
+  m_.unlock();
+  rt::ready_chain(wake);
+}
+
+}  // namespace goro

@@ -1,0 +1,175 @@
+// src/time/timer.cc: Timer, Ticker and after_func on the runtime's timers.
+//
+// Each arming of a timer is one heap-allocated Arm (an rt::Timer plus a
+// strong reference to the TimerState and the arming's sequence number). The
+// scheduler removes an Arm from its heap before firing it; whoever removes it
+// frees it: stop/reset if timer_del succeeds, otherwise the fire callback.
+// TimerState::m serializes fire against stop/reset: a fire whose seq is not
+// the state's current seq belongs to an old schedule and does nothing, and
+// stop/reset drain the channel under m. Together these give Go 1.23's
+// guarantee: once stop/reset returns, no stale value is received.
+#include "goro/time.h"
+
+#include <mutex>
+
+#include "sched/futex.h"
+#include "sched/sched.h"
+
+namespace goro {
+
+namespace detail {
+
+struct TimerState : std::enable_shared_from_this<TimerState> {
+  RawMutex m;
+  Chan<Clock::time_point> ch;       // nil for after_func
+  std::function<void()> fn;         // after_func body
+  Clock::duration period{0};        // Ticker period; zero for one-shot timers
+  std::uint64_t seq = 0;            // current schedule (m)
+  bool pending = false;             // armed and not yet fired (m)
+  struct Arm* armed = nullptr;      // the current Arm while in a heap (m)
+};
+
+struct Arm {
+  rt::Timer t;
+  std::shared_ptr<TimerState> st;
+  std::uint64_t seq;
+};
+
+namespace {
+
+void fire(rt::Timer* t);
+
+// Arms st for `when` (ns, CLOCK_MONOTONIC) under st->m.
+void arm_locked(TimerState* st, std::int64_t when) {
+  auto* a = new Arm{rt::Timer{}, st->shared_from_this(), st->seq};
+  a->t.when = when;
+  a->t.fire = &fire;
+  a->t.arg = a;
+  st->armed = a;
+  st->pending = true;
+  rt::timer_add(&a->t);
+}
+
+// Cancels the current schedule under st->m; returns whether it was pending.
+bool disarm_locked(TimerState* st) {
+  bool was = st->pending;
+  st->pending = false;
+  ++st->seq;
+  if (st->armed != nullptr) {
+    // If the scheduler already took it, the fire callback owns it and will
+    // see the new seq.
+    if (rt::timer_del(&st->armed->t)) delete st->armed;
+    st->armed = nullptr;
+  }
+  // Go 1.23: a value delivered by the old schedule but not received is gone.
+  if (st->ch) st->ch.try_recv();
+  return was;
+}
+
+std::int64_t ns_from_now(Clock::duration d) {
+  std::int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  return rt::mono_now_ns() + (ns > 0 ? ns : 0);
+}
+
+void fire(rt::Timer* t) {
+  auto* a = static_cast<Arm*>(t->arg);
+  std::shared_ptr<TimerState> st = std::move(a->st);
+  std::uint64_t seq = a->seq;
+  std::int64_t when = a->t.when;
+  std::function<void()> run;
+  st->m.lock();
+  if (st->armed == a) st->armed = nullptr;
+  delete a;
+  if (seq == st->seq && st->pending) {
+    if (st->period.count() > 0) {
+      // Ticker: deliver if there is room (a slow receiver misses ticks), then
+      // re-arm at the next multiple of the period after now.
+      Clock::time_point now = Clock::now();
+      st->ch.try_send(now);
+      std::int64_t p = std::chrono::duration_cast<std::chrono::nanoseconds>(st->period).count();
+      std::int64_t next = when + p;
+      std::int64_t now_ns = rt::mono_now_ns();
+      if (next <= now_ns) next += ((now_ns - next) / p + 1) * p;
+      arm_locked(st.get(), next);
+    } else {
+      st->pending = false;
+      if (st->ch) {
+        Clock::time_point now = Clock::now();
+        st->ch.try_send(now);
+      } else {
+        run = st->fn;
+      }
+    }
+  }
+  st->m.unlock();
+  if (run) go(std::move(run));
+}
+
+}  // namespace
+}  // namespace detail
+
+Chan<Clock::time_point> after(Clock::duration d) { return Timer(d).c(); }
+
+Timer::Timer(Clock::duration d, std::function<void()> fn) : st_(std::make_shared<detail::TimerState>()) {
+  rt::ensure_started();
+  if (fn) st_->fn = std::move(fn); else st_->ch = Chan<Clock::time_point>(1);
+  std::lock_guard<detail::RawMutex> lk(st_->m);
+  detail::arm_locked(st_.get(), detail::ns_from_now(d));
+}
+
+Chan<Clock::time_point> Timer::c() const { return st_->ch; }
+
+bool Timer::stop() const {
+  std::lock_guard<detail::RawMutex> lk(st_->m);
+  return detail::disarm_locked(st_.get());
+}
+
+bool Timer::reset(Clock::duration d) const {
+  std::lock_guard<detail::RawMutex> lk(st_->m);
+  bool was = detail::disarm_locked(st_.get());
+  detail::arm_locked(st_.get(), detail::ns_from_now(d));
+  return was;
+}
+
+Timer after_func_impl(Clock::duration d, std::function<void()> fn) {
+  if (!fn) throw panic_error("time: after_func with an empty function");
+  return Timer(d, std::move(fn));
+}
+
+struct Ticker::Owner {
+  std::shared_ptr<detail::TimerState> st;
+  ~Owner() {
+    std::lock_guard<detail::RawMutex> lk(st->m);
+    detail::disarm_locked(st.get());
+  }
+};
+
+Ticker::Ticker(Clock::duration d) {
+  if (d <= Clock::duration::zero()) throw panic_error("non-positive interval for NewTicker");
+  rt::ensure_started();
+  auto st = std::make_shared<detail::TimerState>();
+  st->ch = Chan<Clock::time_point>(1);
+  st->period = d;
+  {
+    std::lock_guard<detail::RawMutex> lk(st->m);
+    detail::arm_locked(st.get(), detail::ns_from_now(d));
+  }
+  owner_ = std::shared_ptr<Owner>(new Owner{std::move(st)});
+}
+
+Chan<Clock::time_point> Ticker::c() const { return owner_->st->ch; }
+
+void Ticker::stop() const {
+  std::lock_guard<detail::RawMutex> lk(owner_->st->m);
+  detail::disarm_locked(owner_->st.get());
+}
+
+void Ticker::reset(Clock::duration d) const {
+  if (d <= Clock::duration::zero()) throw panic_error("non-positive interval for Ticker.Reset");
+  std::lock_guard<detail::RawMutex> lk(owner_->st->m);
+  detail::disarm_locked(owner_->st.get());
+  owner_->st->period = d;
+  detail::arm_locked(owner_->st.get(), detail::ns_from_now(d));
+}
+
+}  // namespace goro
