@@ -302,7 +302,36 @@ void million_blocked(long n) {
   });
 }
 
-const char* const kPending[] = {"select_2way", nullptr};
+void mutex_uncontended(long n) {
+  with_scheduler([n] {
+    bf::mutex mu;
+    long counter = 0;
+    auto start = Clock::now();
+    for (long i = 0; i < n; ++i) {
+      mu.lock();
+      ++counter;
+      mu.unlock();
+    }
+    bench::check(counter == n, "count");
+    bench::report("mutex_uncontended", Clock::now() - start, n);
+  });
+}
+
+void wg_round(long n) {
+  with_scheduler([n] {
+    auto start = Clock::now();
+    for (long i = 0; i < n; ++i) {
+      WaitGroup wg;
+      wg.add(1);
+      bf::fiber([&wg] { wg.done(); }).detach();
+      wg.wait();
+    }
+    bench::report("wg_round", Clock::now() - start, n);
+  });
+}
+
+// No select and no context in Boost.Fiber.
+const char* const kPending[] = {"select_2way", "ctx_fanout", nullptr};
 
 }  // namespace
 
@@ -319,6 +348,8 @@ int main(int argc, char** argv) {
       {"mutex_contended", {8000000, mutex_contended}},
       {"timers", {100000, timers}},
       {"million_blocked", {1000000, million_blocked}},
+      {"mutex_uncontended", {50000000, mutex_uncontended}},
+      {"wg_round", {1000000, wg_round}},
   };
   return bench::dispatch(argc, argv, all, kPending);
 }

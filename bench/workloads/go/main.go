@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math/rand"
 	"os"
@@ -254,6 +255,51 @@ func mutexContended(n int) {
 	report("mutex_contended", time.Since(start), (n/G)*G, "")
 }
 
+func mutexUncontended(n int) {
+	var mu sync.Mutex
+	counter := 0
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		mu.Lock()
+		counter++
+		mu.Unlock()
+	}
+	if counter != n {
+		panic("count")
+	}
+	report("mutex_uncontended", time.Since(start), n, "")
+}
+
+func wgRound(n int) {
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { wg.Done() }()
+		wg.Wait()
+	}
+	report("wg_round", time.Since(start), n, "")
+}
+
+func ctxFanout(n int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var started, finished sync.WaitGroup
+	started.Add(n)
+	finished.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			started.Done()
+			<-ctx.Done()
+			finished.Done()
+		}()
+	}
+	started.Wait()
+	start := time.Now()
+	cancel()
+	finished.Wait()
+	report("ctx_fanout", time.Since(start), n, "")
+}
+
 func timers(n int) {
 	r := rand.New(rand.NewSource(1))
 	delays := make([]time.Duration, n)
@@ -340,6 +386,12 @@ func main() {
 		primeSieve(def(5000))
 	case "mutex_contended":
 		mutexContended(def(8000000))
+	case "mutex_uncontended":
+		mutexUncontended(def(50000000))
+	case "wg_round":
+		wgRound(def(1000000))
+	case "ctx_fanout":
+		ctxFanout(def(100000))
 	case "timers":
 		timers(def(100000))
 	case "million_blocked":

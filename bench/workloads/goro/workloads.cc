@@ -223,7 +223,80 @@ void prime_sieve(long n) {
   });
 }
 
-const char* const kPending[] = {"mutex_contended", nullptr};
+void mutex_contended(long n) {
+  goro::run([n] {
+    goro::Mutex mu;
+    long counter = 0;
+    constexpr int G = 8;
+    goro::WaitGroup wg;
+    auto start = Clock::now();
+    for (int g = 0; g < G; ++g) {
+      wg.add(1);
+      goro::go([&] {
+        for (long i = 0; i < n / G; ++i) {
+          mu.lock();
+          ++counter;
+          mu.unlock();
+        }
+        wg.done();
+      });
+    }
+    wg.wait();
+    bench::check(counter == (n / G) * G, "mutex count");
+    bench::report("mutex_contended", Clock::now() - start, (n / G) * G);
+  });
+}
+
+void mutex_uncontended(long n) {
+  goro::run([n] {
+    goro::Mutex mu;
+    long counter = 0;
+    auto start = Clock::now();
+    for (long i = 0; i < n; ++i) {
+      mu.lock();
+      ++counter;
+      mu.unlock();
+    }
+    bench::check(counter == n, "count");
+    bench::report("mutex_uncontended", Clock::now() - start, n);
+  });
+}
+
+void wg_round(long n) {
+  goro::run([n] {
+    auto start = Clock::now();
+    for (long i = 0; i < n; ++i) {
+      goro::WaitGroup wg;
+      wg.add(1);
+      goro::go([&wg] { wg.done(); });
+      wg.wait();
+    }
+    bench::report("wg_round", Clock::now() - start, n);
+  });
+}
+
+void ctx_fanout(long n) {
+  goro::run([n] {
+    auto [ctx, cancel] = goro::with_cancel(goro::background());
+    goro::WaitGroup started, finished;
+    started.add(n);
+    finished.add(n);
+    for (long i = 0; i < n; ++i) {
+      goro::go([&, c = ctx] {
+        started.done();
+        c.done().recv();
+        finished.done();
+      });
+    }
+    started.wait();
+    auto start = Clock::now();
+    cancel();
+    finished.wait();
+    bench::report("ctx_fanout", Clock::now() - start, n);
+  });
+}
+
+const char* const kPending[] = {nullptr};
 
 }  // namespace
 
@@ -240,6 +313,10 @@ int main(int argc, char** argv) {
       {"select_2way", {2000000, select_2way}},
       {"fanout_pipeline", {2000000, fanout_pipeline}},
       {"prime_sieve", {5000, prime_sieve}},
+      {"mutex_contended", {8000000, mutex_contended}},
+      {"mutex_uncontended", {50000000, mutex_uncontended}},
+      {"wg_round", {1000000, wg_round}},
+      {"ctx_fanout", {100000, ctx_fanout}},
   };
   return bench::dispatch(argc, argv, all, kPending);
 }
