@@ -2,12 +2,15 @@
 //  - ProcsTest: the parameterised fixture that runs a test at several
 //    GOMAXPROCS values (1, 2, and more than the machine's 2 cores).
 //  - scaled(n): the one knob that shrinks iteration counts under sanitizers.
+//  - panic_message(f): what f panics with.
 #pragma once
 
 #include <goro/goro.h>
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 
 namespace goro::test {
 
@@ -18,6 +21,16 @@ inline constexpr std::size_t kScaleDiv = 1;
 #endif
 
 constexpr std::size_t scaled(std::size_t n) { return n / kScaleDiv > 0 ? n / kScaleDiv : 1; }
+
+// ThreadSanitizer counts every goroutine (a TSan fiber) against its limit of
+// 8128 live threads; tests that keep many goroutines alive at once stay
+// below it through this knob.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr std::size_t kMaxLive = 4000;
+#else
+inline constexpr std::size_t kMaxLive = SIZE_MAX;
+#endif
+constexpr std::size_t scaled_live(std::size_t n) { return scaled(n) < kMaxLive ? scaled(n) : kMaxLive; }
 
 class ProcsTest : public ::testing::TestWithParam<int> {
  protected:
@@ -33,6 +46,17 @@ class ProcsTest : public ::testing::TestWithParam<int> {
 
 inline std::string procs_name(const ::testing::TestParamInfo<int>& info) {
   return "procs" + std::to_string(info.param);
+}
+
+// What f panics with (goro::panic_error's text), or "no panic".
+template <class F>
+std::string panic_message(F&& f) {
+  try {
+    f();
+  } catch (const panic_error& e) {
+    return e.what();
+  }
+  return "no panic";
 }
 
 #define GORO_INSTANTIATE_PROCS(Fixture) \

@@ -17,16 +17,6 @@ using namespace std::chrono_literals;
 class GoSync : public ProcsTest {};
 GORO_INSTANTIATE_PROCS(GoSync);
 
-template <class F>
-std::string panic_of(F&& f) {
-  try {
-    f();
-  } catch (const panic_error& e) {
-    return e.what();
-  }
-  return "no panic";
-}
-
 // TestMutex: goroutines hammer lock/unlock (and try_lock) and the counter
 // guarded by the mutex comes out exact.
 TEST_P(GoSync, TestMutex) {
@@ -61,13 +51,13 @@ TEST_P(GoSync, TestMutex) {
 // TestMutexMisuse: unlocking an unlocked mutex panics with Go's text.
 TEST_P(GoSync, TestMutexMisuse) {
   Mutex m;
-  EXPECT_EQ(panic_of([&] { m.unlock(); }), "sync: unlock of unlocked mutex");
+  EXPECT_EQ(panic_message([&] { m.unlock(); }), "sync: unlock of unlocked mutex");
   m.lock();
   m.unlock();
-  EXPECT_EQ(panic_of([&] { m.unlock(); }), "sync: unlock of unlocked mutex");
+  EXPECT_EQ(panic_message([&] { m.unlock(); }), "sync: unlock of unlocked mutex");
   RWMutex rw;
-  EXPECT_EQ(panic_of([&] { rw.unlock(); }), "sync: Unlock of unlocked RWMutex");
-  EXPECT_EQ(panic_of([&] { rw.unlock_shared(); }), "sync: RUnlock of unlocked RWMutex");
+  EXPECT_EQ(panic_message([&] { rw.unlock(); }), "sync: Unlock of unlocked RWMutex");
+  EXPECT_EQ(panic_message([&] { rw.unlock_shared(); }), "sync: RUnlock of unlocked RWMutex");
 }
 
 // TestMutexFairness: one goroutine holds the lock almost all the time; another
@@ -381,8 +371,8 @@ TEST_P(GoSync, TestWeighted) {
     EXPECT_TRUE(s.try_acquire(10));
     EXPECT_FALSE(s.try_acquire(1));
     s.release(10);
-    EXPECT_EQ(panic_of([&] { s.release(1); }), "semaphore: released more than held");
-    EXPECT_EQ(panic_of([&] { s.acquire(11); }), "semaphore: acquire more than size");
+    EXPECT_EQ(panic_message([&] { s.release(1); }), "semaphore: released more than held");
+    EXPECT_EQ(panic_message([&] { s.acquire(11); }), "semaphore: acquire more than size");
   });
 }
 

@@ -263,7 +263,7 @@ TEST_P(Runtime, SleepFromPlainThreadBlocksIt) {
 }
 
 TEST_P(Runtime, HundredThousandSleepersAllWake) {
-  const std::size_t n = scaled(100000);
+  const std::size_t n = scaled_live(100000);
   std::atomic<std::size_t> woke{0};
   run([&] {
     WaitGroup wg;

@@ -102,7 +102,7 @@ TEST_P(SyncStress, ReadersShareWritersExcludeUnderTwentyGoroutines) {
 }
 
 TEST_P(SyncStress, HundredThousandGoroutinesWaitOnContextsOfOneParent) {
-  const int n = int(scaled(100000));
+  const int n = int(scaled_live(100000));
   std::atomic<int> woke{0};
   run([&] {
     auto [parent, cancel] = with_cancel(background());
