@@ -67,19 +67,24 @@ struct WaitQueue {
   Waiter* first = nullptr;
   Waiter* last = nullptr;
   std::atomic<Waiter*> first_hint{nullptr};  // mirrors `first` for lock-free peeks
+  bool keep_hint = false;  // only unbuffered channels peek at the queues
+
+  void publish() {
+    if (keep_hint) first_hint.store(first, std::memory_order_release);
+  }
 
   void push(Waiter* w) {
     w->next = nullptr;
     w->prev = last;
     if (last != nullptr) last->next = w; else first = w;
     last = w;
-    first_hint.store(first, std::memory_order_release);
+    publish();
   }
   void remove(Waiter* w) {
     if (w->prev != nullptr) w->prev->next = w->next; else if (first == w) first = w->next; else return;
     if (w->next != nullptr) w->next->prev = w->prev; else last = w->prev;
     w->next = w->prev = nullptr;
-    first_hint.store(first, std::memory_order_release);
+    publish();
   }
   // Takes the first waiter that can still be completed: a plain waiter, or a
   // select waiter whose select this call wins.
@@ -183,6 +188,7 @@ ChanCore* chan_new(std::size_t cap, const ElemOps* ops) {
   c->ops = ops;
   c->cap = cap;
   c->buf = static_cast<unsigned char*>(mem) + header;
+  c->recvq.keep_hint = c->sendq.keep_hint = cap == 0;
   return c;
 }
 

@@ -6,12 +6,14 @@
 namespace goro::detail {
 
 void RawMutex::lock_slow() {
-  for (int i = 0; i < 64; ++i) {
+  // Spin with exponential back-off: fewer attempts on the contended cache
+  // line, which the holder needs too.
+  for (int round = 0, pauses = 1; round < 10; ++round, pauses *= 2) {
+    for (int i = 0; i < pauses; ++i) rt::cpu_relax();
     std::uint32_t c = 0;
     if (state_.load(std::memory_order_relaxed) == 0 &&
         state_.compare_exchange_weak(c, 1, std::memory_order_acquire))
       return;
-    rt::cpu_relax();
   }
   // Mark contended (2) so that the holder's unlock wakes us.
   while (state_.exchange(2, std::memory_order_acquire) != 0) rt::futex_wait(&state_, 2);
