@@ -339,18 +339,18 @@ int main(int argc, char** argv) {
   std::map<std::string, bench::Workload> all = {
       // 100,000 rather than 1,000,000: Boost.Fiber spends ~35 us per spawn here.
       {"spawn_join", {100000, spawn_join}},
-      {"yield_switch", {2000000, yield_switch}},
-      {"pingpong", {1000000, pingpong}},
-      {"chan_spsc", {5000000, chan_spsc}},
-      {"chan_mpmc", {4000000, chan_mpmc}},
-      {"chan_unbuffered_mpmc", {1000000, chan_unbuffered_mpmc}},
-      {"fanout_pipeline", {2000000, fanout_pipeline}},
+      {"yield_switch", {10000000, yield_switch}},
+      {"pingpong", {4000000, pingpong}},
+      {"chan_spsc", {20000000, chan_spsc}},
+      {"chan_mpmc", {16000000, chan_mpmc}},
+      {"chan_unbuffered_mpmc", {3000000, chan_unbuffered_mpmc}},
+      {"fanout_pipeline", {6000000, fanout_pipeline}},
       {"prime_sieve", {5000, prime_sieve}},
-      {"mutex_contended", {8000000, mutex_contended}},
+      {"mutex_contended", {40000000, mutex_contended}},
       {"timers", {100000, timers}},
       {"million_blocked", {1000000, million_blocked}},
-      {"mutex_uncontended", {50000000, mutex_uncontended}},
-      {"wg_round", {1000000, wg_round}},
+      {"mutex_uncontended", {100000000, mutex_uncontended}},
+      {"wg_round", {2000000, wg_round}},
   };
   return bench::dispatch(argc, argv, all, kPending);
 }

@@ -369,27 +369,27 @@ func main() {
 	case "spawn_join":
 		spawnJoin(def(1000000))
 	case "yield_switch":
-		yieldSwitch(def(2000000))
+		yieldSwitch(def(10000000))
 	case "pingpong":
-		pingpong(def(1000000))
+		pingpong(def(4000000))
 	case "chan_spsc":
-		chanSPSC(def(5000000))
+		chanSPSC(def(20000000))
 	case "chan_mpmc":
-		mpmc("chan_mpmc", def(4000000), 1024)
+		mpmc("chan_mpmc", def(16000000), 1024)
 	case "chan_unbuffered_mpmc":
-		mpmc("chan_unbuffered_mpmc", def(1000000), 0)
+		mpmc("chan_unbuffered_mpmc", def(3000000), 0)
 	case "select_2way":
-		select2(def(2000000))
+		select2(def(4000000))
 	case "fanout_pipeline":
-		fanout(def(2000000))
+		fanout(def(6000000))
 	case "prime_sieve":
 		primeSieve(def(5000))
 	case "mutex_contended":
-		mutexContended(def(8000000))
+		mutexContended(def(40000000))
 	case "mutex_uncontended":
-		mutexUncontended(def(50000000))
+		mutexUncontended(def(100000000))
 	case "wg_round":
-		wgRound(def(1000000))
+		wgRound(def(2000000))
 	case "ctx_fanout":
 		ctxFanout(def(100000))
 	case "timers":
