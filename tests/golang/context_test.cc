@@ -2,9 +2,10 @@
 // not copied), Go's test names kept where they exist: TestBackground,
 // TestWithCancel, TestParentFinishesChild, TestChildFinishesFirst,
 // TestDeadline, TestTimeout, TestCanceledTimeout, TestValues,
-// TestCancelRemoves, TestWithCancelCanceledParent, TestDeadlineExceededSupportsTimeout-like
-// error checks.
+// TestCancelRemoves, plus cancellation from threads and goroutines at once
+// and goro::errc's registration.
 #include <atomic>
+#include <memory>
 #include <thread>
 
 #include "common.h"
@@ -150,20 +151,29 @@ TEST_P(GoContext, TestValues) {
   EXPECT_EQ(*c5.value(k2), "c2k2");
 }
 
-// TestCancelRemoves: cancelled children detach from their parent, so many
-// short-lived children do not pile up (observed through memory: the parent
-// keeps nothing, checked by destroying everything under ASan's leak check).
+// TestCancelRemoves: a cancelled child detaches from its parent, so many
+// short-lived children do not pile up. Observed through ownership: the
+// parent holds an attached child (and so the child's ancestors up to a value
+// node carrying `tracked`); once every child is cancelled and its handles are
+// gone, nothing but this test holds `tracked`.
 TEST_P(GoContext, TestCancelRemoves) {
+  static const ContextKey<std::shared_ptr<int>> key;
   run([] {
     auto [parent, cancel] = with_cancel(background());
-    std::weak_ptr<int> probe;
-    for (int i = 0; i < 1000; ++i) {
-      auto [child, stop] = with_timeout(parent, 1h);
-      stop();
+    auto tracked = std::make_shared<int>(7);
+    {
+      // Each child sits under its own value node holding a copy of
+      // `tracked`: a child left attached would keep one copy alive.
+      for (int i = 0; i < 1000; ++i) {
+        auto [child, stop] = with_timeout(with_value(parent, key, tracked), 1h);
+        stop();
+      }
+      auto [kept, keep_stop] = with_cancel(with_value(parent, key, tracked));  // stays attached
+      (void)keep_stop;
     }
-    // Children that were cancelled are no longer cancelled by the parent:
-    // cancelling it now touches none of them (and nothing leaks).
-    cancel();
+    EXPECT_EQ(tracked.use_count(), 2) << "cancelled children stayed attached to their parent";
+    cancel();  // cancelling the parent releases its remaining child
+    EXPECT_EQ(tracked.use_count(), 1) << "cancelling the parent did not release its child";
     EXPECT_EQ(parent.err(), errc::canceled);
   });
 }

@@ -40,10 +40,7 @@ TEST_P(ChanTest, ClosePanicsAndWakesEveryone) {
         wg.done();
       });
     }
-    while (got_nullopt.load() == 0 && c.size() == 0) {
-      sleep_for(1ms);
-      break;
-    }
+    sleep_for(1ms);  // most receivers are parked by now; close wakes parked and late ones alike
     c.close();
     wg.wait();
     EXPECT_EQ(got_nullopt.load(), 5);
