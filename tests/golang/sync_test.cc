@@ -391,7 +391,13 @@ TEST_P(GoSync, TestLargeAcquireDoesntStarve) {
       s.release(2);
       wg.done();
     });
-    sleep_for(1ms);
+    // Wait until the large request is queued: from then on a small
+    // try_acquire must fail although a unit is free (FIFO).
+    while (s.try_acquire(1)) {
+      s.release(1);
+      sleep_for(100us);
+    }
+    EXPECT_FALSE(large_done.load());
     EXPECT_FALSE(s.try_acquire(1)) << "a small request overtook a queued large one";
     s.release(1);
     wg.wait();
