@@ -61,10 +61,6 @@ struct G {
   // --- plain-thread waiter
   std::atomic<std::uint32_t> thread_wake{0};
 
-  // Per-goroutine scratch that a parked G's waker may use (the time a sleep
-  // timer fires, etc.). Owned by whatever the G is parked on.
-  void* park_data = nullptr;
-
   static constexpr std::size_t kInlineClosure = 96;
   alignas(16) unsigned char inline_closure[kInlineClosure];
 };
