@@ -3,12 +3,14 @@
 //    GOMAXPROCS values (1, 2, and more than the machine's 2 cores).
 //  - scaled(n): the one knob that shrinks iteration counts under sanitizers.
 //  - panic_message(f): what f panics with.
+//  - ParkedCrowd: many goroutines parked at once, then released.
 #pragma once
 
 #include <goro/goro.h>
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <functional>
 #include <cstdint>
 #include <string>
 
@@ -58,6 +60,34 @@ std::string panic_message(F&& f) {
   }
   return "no panic";
 }
+
+// n goroutines parked at once: each runs `first` (if any), then blocks until
+// release(). The constructor returns when all are parked; release() wakes
+// them and waits until each has finished. Call from a goroutine or thread.
+class ParkedCrowd {
+ public:
+  explicit ParkedCrowd(std::size_t n, std::function<void()> first = nullptr) {
+    gate_.add(1);
+    for (std::size_t i = 0; i < n; ++i) {
+      started_.add(1);
+      finished_.add(1);
+      go([this, first] {
+        if (first) first();
+        started_.done();
+        gate_.wait();
+        finished_.done();
+      });
+    }
+    started_.wait();
+  }
+  void release() {
+    gate_.done();
+    finished_.wait();
+  }
+
+ private:
+  WaitGroup started_, gate_, finished_;
+};
 
 #define GORO_INSTANTIATE_PROCS(Fixture) \
   INSTANTIATE_TEST_SUITE_P(Procs, Fixture, ::testing::Values(1, 2, 4), ::goro::test::procs_name)

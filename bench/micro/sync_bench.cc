@@ -25,18 +25,6 @@ void BM_StdMutexUncontended(benchmark::State& state) {
 }
 BENCHMARK(BM_StdMutexUncontended);
 
-void BM_WaitGroupRound(benchmark::State& state) {
-  goro::run([&] {
-    for (auto _ : state) {
-      goro::WaitGroup wg;
-      wg.add(1);
-      goro::go([&wg] { wg.done(); });
-      wg.wait();
-    }
-  });
-}
-BENCHMARK(BM_WaitGroupRound)->UseRealTime();
-
 void BM_ChanBufferedSendRecv(benchmark::State& state) {
   goro::Chan<int> c(1);
   for (auto _ : state) {

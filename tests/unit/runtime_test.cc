@@ -177,24 +177,12 @@ std::size_t thread_count() {
 TEST_P(Runtime, TwentyThousandBlockedGoroutinesUseNoExtraThreads) {
   const std::size_t n = scaled(20000);
   run([&] {
-    WaitGroup started, release, finished;
-    release.add(1);
-    for (std::size_t i = 0; i < n; ++i) {
-      started.add(1);
-      finished.add(1);
-      go([&] {
-        started.done();
-        release.wait();
-        finished.done();
-      });
-    }
-    started.wait();
+    ParkedCrowd crowd(n);
     EXPECT_GE(num_goroutines(), n + 1);
     // Workers for every P ever activated (the fixture uses at most 4), the
     // test's main thread, and no thread per blocked goroutine.
     EXPECT_LE(thread_count(), 4u + 2u);
-    release.done();
-    finished.wait();
+    crowd.release();
   });
 }
 
@@ -330,21 +318,9 @@ TEST_P(Runtime, NumGoroutinesCountsLiveOnes) {
   run([] {
     std::size_t base = num_goroutines();
     EXPECT_GE(base, 1u);
-    WaitGroup started, release, finished;
-    release.add(1);
-    for (int i = 0; i < 10; ++i) {
-      started.add(1);
-      finished.add(1);
-      go([&] {
-        started.done();
-        release.wait();
-        finished.done();
-      });
-    }
-    started.wait();
+    ParkedCrowd crowd(10);
     EXPECT_EQ(num_goroutines(), base + 10);
-    release.done();
-    finished.wait();
+    crowd.release();
   });
 }
 
