@@ -9,6 +9,7 @@
 #include <goro/goro.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <cstdint>
@@ -59,6 +60,13 @@ std::string panic_message(F&& f) {
     return e.what();
   }
   return "no panic";
+}
+
+// Raises `m` to at least `v` (a high-water mark shared by goroutines).
+inline void atomic_max(std::atomic<int>& m, int v) {
+  int cur = m.load();
+  while (v > cur && !m.compare_exchange_weak(cur, v)) {
+  }
 }
 
 // n goroutines parked at once: each runs `first` (if any), then blocks until

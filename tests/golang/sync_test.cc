@@ -356,9 +356,7 @@ TEST_P(GoSync, TestWeighted) {
         for (int r = 0; r < 50; ++r) {
           s.acquire(k);
           int h = held.fetch_add(k) + k;
-          int mh = max_held.load();
-          while (h > mh && !max_held.compare_exchange_weak(mh, h)) {
-          }
+          atomic_max(max_held, h);
           yield();
           held.fetch_sub(k);
           s.release(k);
@@ -438,9 +436,7 @@ TEST_P(GoSync, TestErrGroupLimit) {
     for (int i = 0; i < 30; ++i) {
       g.go([&] {
         int r = running.fetch_add(1) + 1;
-        int m = max_running.load();
-        while (r > m && !max_running.compare_exchange_weak(m, r)) {
-        }
+        atomic_max(max_running, r);
         sleep_for(100us);
         running.fetch_sub(1);
       });

@@ -86,9 +86,7 @@ TEST_P(SyncStress, ReadersShareWritersExcludeUnderTwentyGoroutines) {
             std::shared_lock<RWMutex> lk(m);
             int r = readers.fetch_add(1) + 1;
             if (writers.load() != 0) violations.fetch_add(1);
-            int mr = max_readers.load();
-            while (r > mr && !max_readers.compare_exchange_weak(mr, r)) {
-            }
+            atomic_max(max_readers, r);
             if (i % 64 == 0) yield();
             readers.fetch_sub(1);
           }
