@@ -14,6 +14,7 @@ enum class errc {
   deadline_exceeded = 2,  // context.DeadlineExceeded, and I/O deadlines
   eof = 3,                // io.EOF
   closed = 4,             // net.ErrClosed: use of a closed Listener or Conn
+  host_not_found = 5,     // net.DNSError IsNotFound: a name that does not resolve
 };
 
 GORO_EXPORT const std::error_category& goro_category() noexcept;

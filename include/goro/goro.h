@@ -13,3 +13,5 @@
 #include <goro/select.h>
 #include <goro/sync.h>
 #include <goro/time.h>
+#include <goro/net.h>
+#include <goro/blocking.h>

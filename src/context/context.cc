@@ -30,6 +30,7 @@ class GoroCategory : public std::error_category {
       case errc::deadline_exceeded: return "context deadline exceeded";
       case errc::eof: return "EOF";
       case errc::closed: return "use of closed network connection";
+      case errc::host_not_found: return "no such host";
     }
     return "unknown goro error";
   }

@@ -29,6 +29,7 @@
 #include "sched/sched.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -44,6 +45,8 @@
 #include "goro/sync.h"
 #include "sched/fatal.h"
 #include "sched/futex.h"
+#include "netpoll/netpoll.h"
+#include "netpoll/poller.h"
 
 namespace goro::rt {
 
@@ -71,6 +74,9 @@ struct Sched {
   std::atomic<std::uint64_t> next_id{1};
   std::atomic<std::int64_t> thread_spawned{0};  // spawns from plain threads (exits count on a P)
   std::atomic<std::size_t> default_stack{128 * 1024};
+  // A thread is blocked in the netpoller (at most one at a time, as in Go;
+  // the others sleep on their futex). Claimed by exchange.
+  std::atomic<bool> poll_blocked{false};
 };
 
 // Never destroyed: workers and abandoned goroutines outlive static destruction.
@@ -169,8 +175,12 @@ bool any_work() {
 }
 
 // ---------------------------------------------------------------- waking
+// The seq_cst increment and the poller's seq_cst `polling` store before it
+// re-reads wake_seq form a Dekker pair: either the waker sees `polling` and
+// interrupts the poller, or the poller sees the new wake_seq and skips it.
 void wake_p(P* q) {
-  q->wake_seq.fetch_add(1, std::memory_order_release);
+  q->wake_seq.fetch_add(1, std::memory_order_seq_cst);
+  if (q->polling.load(std::memory_order_seq_cst)) poller::interrupt();
   futex_wake(&q->wake_seq, 1);
 }
 
@@ -180,8 +190,12 @@ void wake_p(P* q) {
 // (idle_sleep), so the flag and nspinning stay in step.
 P* idle_pop_locked(Sched& s, bool spinning) {
   while (!s.idle.empty()) {
-    P* q = s.idle.back();
-    s.idle.pop_back();
+    // Prefer a P that is not blocked in the netpoller: it keeps watching the
+    // network while others run the new work.
+    std::size_t i = s.idle.size() - 1;
+    if (i > 0 && s.idle[i]->polling.load(std::memory_order_relaxed)) --i;
+    P* q = s.idle[i];
+    s.idle.erase(s.idle.begin() + static_cast<std::ptrdiff_t>(i));
     q->in_idle = false;
     s.nidle.fetch_sub(1, std::memory_order_seq_cst);
     if (q->active.load(std::memory_order_acquire)) {
@@ -343,6 +357,24 @@ void switch_from_g(P* p, G* from, G* to, Action* act, bool from_done) {
 
 void run_timers(P* p, std::int64_t now);
 
+// Queues goroutines readied by the netpoller on p; wakes another P to share
+// them when there is more than one.
+void inject(P* p, G** gs, int n) {
+  for (int i = 0; i < n; ++i) runq_put(p, gs[i]);
+  if (n > 1 && sched().nidle.load(std::memory_order_relaxed) > 0) wakep();
+}
+
+// A non-blocking poll, unless nobody waits on the network or a thread is
+// blocked polling already (it gets the events). Returns how many goroutines
+// it queued on p.
+int poll_nonblocking(P* p) {
+  if (netpoll_waiters() == 0 || sched().poll_blocked.load(std::memory_order_relaxed)) return 0;
+  G* gs[kNetpollBatch];
+  int n = netpoll(0, gs);
+  inject(p, gs, n);
+  return n;
+}
+
 // The quick search, done on the parking goroutine's own stack: never blocks,
 // never steals. Returns null if p has no ready work (or is being deactivated).
 G* runnable_fast(P* p) {
@@ -350,6 +382,9 @@ G* runnable_fast(P* p) {
   ++p->schedtick;
   if (p->next_when.load(std::memory_order_relaxed) != INT64_MAX) run_timers(p, mono_now_ns());
   if (p->schedtick % kGlobalCheckInterval == 0) {
+    // A busy P also harvests network readiness now and then, so that parked
+    // I/O waiters are not left behind while no P is idle to poll.
+    poll_nonblocking(p);
     if (G* g = global_get(p, 1)) return g;
   }
   if (p->runnext_streak < kRunnextStreakMax || p->runq.empty()) {
@@ -567,8 +602,22 @@ void idle_sleep(P* p) {
   s.nidle.fetch_add(1, std::memory_order_seq_cst);  // pairs with wakep's RMW
   s.lock.unlock();
   std::int64_t deadline = earliest_timer();
+  bool polled = false;
   if (!any_work() && deadline > mono_now_ns() && p->active.load(std::memory_order_acquire)) {
-    futex_wait(&p->wake_seq, seq, deadline == INT64_MAX ? -1 : deadline);
+    if (netpoll_waiters() > 0 && !s.poll_blocked.exchange(true, std::memory_order_acquire)) {
+      // Become the poller: block in the netpoller until I/O, the earliest
+      // timer, or a wake_p (which interrupts it, see wake_p).
+      p->polling.store(true, std::memory_order_seq_cst);
+      G* gs[kNetpollBatch];
+      int n = 0;
+      if (p->wake_seq.load(std::memory_order_seq_cst) == seq) n = netpoll(deadline, gs);
+      p->polling.store(false, std::memory_order_relaxed);
+      s.poll_blocked.store(false, std::memory_order_release);
+      for (int i = 0; i < n; ++i) runq_put(p, gs[i]);
+      polled = n > 0;
+    } else {
+      futex_wait(&p->wake_seq, seq, deadline == INT64_MAX ? -1 : deadline);
+    }
   }
   s.lock.lock();
   if (p->in_idle) {
@@ -577,6 +626,9 @@ void idle_sleep(P* p) {
     s.nidle.fetch_sub(1, std::memory_order_seq_cst);
   }
   s.lock.unlock();
+  // We run what the poll found; wake another P to take over the polling (and
+  // to share the batch if it is large).
+  if (polled) wakep();
 }
 
 G* find_runnable(P* p) {
@@ -590,6 +642,7 @@ G* find_runnable(P* p) {
       reset_spinning(p);
       return g;
     }
+    if (poll_nonblocking(p) > 0) continue;
     int busy = s.nprocs.load(std::memory_order_relaxed) - s.nidle.load(std::memory_order_relaxed);
     if (p->spinning || 2 * s.nspinning.load(std::memory_order_relaxed) < busy) {
       if (!p->spinning) {
@@ -665,8 +718,18 @@ int initial_procs() {
   return std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, kMaxProcs);
 }
 
+// Go's habit: a server wants every descriptor the hard limit allows.
+void raise_nofile_limit() {
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 void start_runtime() {
   Sched& s = sched();
+  raise_nofile_limit();
   if (const char* e = std::getenv("GORO_STACK_SIZE")) {
     long long v = std::atoll(e);
     if (v > 0) s.default_stack.store(static_cast<std::size_t>(v));
@@ -756,6 +819,12 @@ void ready(G* g, bool next) {
   G* old = p->runnext.exchange(g, std::memory_order_release);
   if (old != nullptr) runq_put(p, old);
   if (old != nullptr || !p->runq.empty()) wakep();
+}
+
+void poll_wanted() {
+  Sched& s = sched();
+  if (s.poll_blocked.load(std::memory_order_relaxed) || s.nidle.load(std::memory_order_relaxed) == 0) return;
+  poke_idle();
 }
 
 void timer_add(Timer* t) {

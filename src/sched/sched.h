@@ -96,6 +96,9 @@ struct P {
   // (release) after setting `spinning`; the sleeper waits while it is
   // unchanged. in_idle is protected by Sched::lock.
   std::atomic<std::uint32_t> wake_seq{0};
+  // True while this P's thread may be blocked in the netpoller instead of on
+  // wake_seq: a waker then interrupts the poller (wake_p).
+  std::atomic<bool> polling{false};
   bool in_idle = false;
   bool started = false;         // thread created (Sched::lock)
 };
@@ -111,6 +114,10 @@ void park(const char* reason, void (*unlock)(void*), void* arg);
 // current one hands work to; otherwise g goes to the back of the run queue
 // (timers use that, so that expired sleepers run in deadline order).
 void ready(G* g, bool next = true);
+
+// Called when a goroutine or thread has just parked in the netpoller: if no
+// thread is blocked polling and some P is idle, wakes one to poll.
+void poll_wanted();
 
 // Lock-free helper for park(): releases a rt::Lock.
 inline void unlock_lock(void* l) { static_cast<Lock*>(l)->unlock(); }

@@ -1,0 +1,108 @@
+// src/blocking/blocking.cc: the thread pool behind goro::blocking().
+//
+// A goroutine hands its job to the pool inside park()'s unlock hook (after
+// its context is saved), so the pool thread's ready() can never overtake
+// the park. Pool threads sleep on a condition variable; a job that finds no
+// idle thread starts a new one (up to kMaxThreads, then it queues). Threads
+// idle for kIdleExit exit. The pool's mutex is held only for queue
+// operations, never across a job.
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include "goro/blocking.h"
+#include "sched/fatal.h"
+#include "sched/sched.h"
+
+namespace goro {
+
+namespace {
+
+constexpr int kMaxThreads = 1024;
+constexpr auto kIdleExit = std::chrono::seconds(10);
+
+struct Job {
+  void (*fn)(void*) noexcept;
+  void* arg;
+  rt::G* g;
+};
+
+struct Pool {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Job*> queue;
+  int threads = 0;
+  int idle = 0;
+};
+
+Pool& pool() {
+  static Pool* p = new Pool;  // never destroyed: pool threads may outlive main
+  return *p;
+}
+
+void pool_thread() {
+  Pool& p = pool();
+  std::unique_lock<std::mutex> lk(p.mu);
+  for (;;) {
+    while (p.queue.empty()) {
+      ++p.idle;
+      bool woke = p.cv.wait_for(lk, kIdleExit, [&] { return !p.queue.empty(); });
+      --p.idle;
+      if (!woke) {
+        --p.threads;
+        return;
+      }
+    }
+    Job* j = p.queue.front();
+    p.queue.pop_front();
+    lk.unlock();
+    j->fn(j->arg);
+    rt::G* g = j->g;  // j lives on the parked goroutine's stack: read before waking it
+    rt::ready(g, false);
+    lk.lock();
+  }
+}
+
+void submit(void* a) {
+  Job* j = static_cast<Job*>(a);
+  Pool& p = pool();
+  std::unique_lock<std::mutex> lk(p.mu);
+  p.queue.push_back(j);
+  if (p.idle >= static_cast<int>(p.queue.size())) {
+    lk.unlock();
+    p.cv.notify_one();
+    return;
+  }
+  if (p.threads < kMaxThreads) {
+    ++p.threads;
+    lk.unlock();
+    try {
+      std::thread(pool_thread).detach();
+    } catch (const std::system_error&) {
+      // Out of threads: the job stays queued for the threads there are.
+      lk.lock();
+      if (--p.threads == 0) rt::fatal("goro::blocking: cannot start a pool thread");
+    }
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
+void blocking_run(void (*fn)(void*) noexcept, void* arg) {
+  rt::G* g = rt::current_g();
+  if (g == nullptr) {
+    fn(arg);
+    return;
+  }
+  Job j{fn, arg, g};
+  rt::park("blocking call", &submit, &j);
+}
+
+}  // namespace detail
+
+}  // namespace goro
