@@ -1,0 +1,3 @@
+module goro.examples
+
+go 1.19
