@@ -3,7 +3,7 @@
 # Used by the README's two commands and by .ci/run. Safe to re-run.
 set -euo pipefail
 pkgs=(g++ cmake ninja-build libgtest-dev libbenchmark-dev pkg-config)
-[ "${GORO_SETUP_BENCH:-0}" = 1 ] && pkgs+=(golang-1.19-go libboost-fiber-dev libboost-context-dev)
+[ "${GORO_SETUP_BENCH:-0}" = 1 ] && pkgs+=(golang-1.19-go libboost-fiber-dev libboost-context-dev wrk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
