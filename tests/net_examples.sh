@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/net_examples.sh SERVER KIND LOAD CONNS: starts an example server
 # (examples/echo_server or examples/http_hello) on a free loopback port and
-# has bench/net/net_load open CONNS connections to it at once (--hold), each
+# has examples/net_load open CONNS connections to it at once (--hold), each
 # doing 3 checked round trips (echo payloads or HTTP keep-alive requests).
 # Fails unless every connection is opened and every reply is right. Exits 77
 # (skipped) if the hard open-file limit cannot hold CONNS connections.

@@ -19,6 +19,13 @@ constexpr std::uint64_t kGenMask = 63;  // PollDesc is 64-aligned: low 6 bits ar
 
 std::atomic<int> nwaiters{0};
 
+// The kernel orders a PollDesc's initialization (before epoll_ctl) before
+// any thread reads it from an epoll event, but no C++ atomic says so. This
+// counter says it: pd_open increments it (release) after initializing, and
+// netpoll reads it (acquire) after epoll returns, so the memory model, and
+// ThreadSanitizer, see the order the kernel provides.
+std::atomic<std::uint64_t> registrations{0};
+
 // Recycled descriptors; never freed (see netpoll.h, Lifetime).
 Lock cache_lock;
 PollDesc* cache_free = nullptr;
@@ -121,6 +128,7 @@ PollDesc* pd_open(int fd, int* err) {
   pd->wtimer.arg = pd;
   pd->wtimer.fire = &fire_write;
   std::uint64_t token = reinterpret_cast<std::uint64_t>(pd) | (pd->gen.load(std::memory_order_relaxed) & kGenMask);
+  registrations.fetch_add(1, std::memory_order_release);
   if (int e = poller::add(fd, token)) {
     *err = e;
     pd_close(pd);
@@ -204,6 +212,7 @@ int netpoll_waiters() { return nwaiters.load(std::memory_order_relaxed); }
 int netpoll(std::int64_t deadline_ns, G** out) {
   poller::Event evs[kNetpollBatch / 2];
   int n = poller::wait(deadline_ns, evs, kNetpollBatch / 2);
+  if (n > 0) registrations.load(std::memory_order_acquire);
   int k = 0;
   for (int i = 0; i < n; ++i) {
     auto* pd = reinterpret_cast<PollDesc*>(evs[i].token & ~kGenMask);

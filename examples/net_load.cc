@@ -1,4 +1,4 @@
-// bench/net/net_load: a goro load client for the example servers, used by
+// examples/net_load: a goro load client for the example servers, used by
 // the 10,000-connection tests and the echo benchmark (bench/net/compare).
 //
 //   net_load echo|http ADDRESS [--conns N] [--seconds S] [--rounds R]
@@ -116,6 +116,7 @@ int run(const Options& o) {
       goro::net::Conn c = goro::net::dial(o.address, ec);
       bool ok = !ec;
       if (ok) connected.fetch_add(1);
+      bool held = false;
       std::string out(o.size, '\0'), in(o.size, '\0'), pending;
       auto& my = lat[i];
       for (std::size_t r = 0; ok && r < rounds; ++r) {
@@ -133,12 +134,15 @@ int run(const Options& o) {
               std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count()));
         }
         if (r == 0 && o.hold) {
+          held = true;
           opened.done();
           gate.wait();
         }
       }
-      if (!ok) errors.fetch_add(1);
-      if (o.hold && my.empty()) opened.done();  // failed before its first round trip
+      if (!ok) {
+        if (errors.fetch_add(1) == 0) std::fprintf(stderr, "net_load: first error: %s\n", ec.message().c_str());
+      }
+      if (o.hold && !held) opened.done();  // failed before its first round trip
       finished.done();
       if (o.hold) closing.wait();
       wg.done();
