@@ -24,20 +24,23 @@ namespace goro::rt::poller {
 
 namespace {
 
-int epfd = -1;
-int evfd = -1;
+// Written once by init; read (acquire) by threads that reach wait/add/
+// interrupt through paths (nwaiters, scheduler flags) that do not order
+// them after init themselves.
+std::atomic<int> epfd{-1};
+std::atomic<int> evfd{-1};
 std::atomic<bool> pending{false};
 std::once_flag once;
 
 void do_init() {
-  epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (epfd < 0) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) {
     char buf[128];
     std::snprintf(buf, sizeof buf, "netpoll: epoll_create1 failed: %s", std::strerror(errno));
     fatal(buf);
   }
-  evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (evfd < 0) {
+  int ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (ev_fd < 0) {
     char buf[128];
     std::snprintf(buf, sizeof buf, "netpoll: eventfd failed: %s", std::strerror(errno));
     fatal(buf);
@@ -45,7 +48,9 @@ void do_init() {
   epoll_event ev{};
   ev.events = EPOLLIN;  // level-triggered: stays reported until drained
   ev.data.u64 = 0;
-  if (epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev) != 0) fatal("netpoll: cannot register the eventfd");
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, ev_fd, &ev) != 0) fatal("netpoll: cannot register the eventfd");
+  evfd.store(ev_fd, std::memory_order_release);
+  epfd.store(ep, std::memory_order_release);
 }
 
 }  // namespace
@@ -56,12 +61,12 @@ int add(int fd, std::uint64_t token) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = token;
-  return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : errno;
+  return epoll_ctl(epfd.load(std::memory_order_acquire), EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : errno;
 }
 
 int remove(int fd) {
   epoll_event ev{};
-  return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev) == 0 ? 0 : errno;
+  return epoll_ctl(epfd.load(std::memory_order_acquire), EPOLL_CTL_DEL, fd, &ev) == 0 ? 0 : errno;
 }
 
 int wait(std::int64_t deadline_ns, Event* out, int max) {
@@ -79,13 +84,15 @@ int wait(std::int64_t deadline_ns, Event* out, int max) {
   }
   // epoll_pwait2 takes a timespec: timers keep their precision when the
   // waiting thread is the poller (epoll_wait would round to milliseconds).
-  int n = epoll_pwait2(epfd, evs, max, tsp, nullptr);
+  int ep = epfd.load(std::memory_order_acquire);
+  if (ep < 0) return 0;  // nothing was ever registered
+  int n = epoll_pwait2(ep, evs, max, tsp, nullptr);
   if (n < 0) return 0;  // EINTR: the caller re-checks its state anyway
   int k = 0;
   for (int i = 0; i < n; ++i) {
     if (evs[i].data.u64 == 0) {
       std::uint64_t v;
-      while (read(evfd, &v, sizeof v) > 0) {
+      while (read(evfd.load(std::memory_order_relaxed), &v, sizeof v) > 0) {
       }
       pending.store(false, std::memory_order_release);
       continue;
@@ -100,10 +107,12 @@ int wait(std::int64_t deadline_ns, Event* out, int max) {
 }
 
 void interrupt() {
+  int fd = evfd.load(std::memory_order_acquire);
+  if (fd < 0) return;  // no poller yet: nobody to interrupt
   if (pending.exchange(true, std::memory_order_acq_rel)) return;
   std::uint64_t one = 1;
   // EAGAIN (counter saturated) still leaves it readable: nothing to do.
-  [[maybe_unused]] ssize_t r = write(evfd, &one, sizeof one);
+  [[maybe_unused]] ssize_t r = write(fd, &one, sizeof one);
 }
 
 }  // namespace goro::rt::poller
