@@ -21,6 +21,8 @@
 #include <string_view>
 #include <vector>
 
+#include "accept_loop.h"
+
 namespace {
 
 constexpr std::size_t kMaxHeader = 8192;
@@ -160,23 +162,5 @@ void serve(goro::net::Conn c) {
 int main(int argc, char** argv) {
   std::string address = argc > 1 ? argv[1] : "127.0.0.1:8080";
   goro::set_default_stack_size(32 * 1024);
-  return goro::run([&] {
-    std::error_code ec;
-    goro::net::Listener ln = goro::net::listen(address, ec);
-    if (ec) {
-      std::fprintf(stderr, "http_hello: listen %s: %s\n", address.c_str(), ec.message().c_str());
-      return 1;
-    }
-    std::printf("listening on %s\n", ln.address().c_str());
-    std::fflush(stdout);
-    for (;;) {
-      goro::net::Conn c = ln.accept(ec);
-      if (ec) {
-        std::fprintf(stderr, "http_hello: accept: %s\n", ec.message().c_str());
-        goro::sleep_for(std::chrono::milliseconds(5));
-        continue;
-      }
-      goro::go(serve, std::move(c));
-    }
-  });
+  return goro::run([&] { return accept_loop("http_hello", address, serve); });
 }

@@ -48,6 +48,26 @@ bool read_full(Conn& c, std::span<char> buf, std::error_code& ec) {
   return true;
 }
 
+// A connected pair over loopback: client c, server side s.
+struct Pair {
+  Listener ln = net::listen("127.0.0.1:0");
+  Conn c = net::dial(ln.address());
+  Conn s = ln.accept();
+};
+
+// Starts a goroutine that reads once from c; the channel gets its error
+// (empty if it read data).
+Chan<std::error_code> read_in_background(Conn& c) {
+  Chan<std::error_code> result(1);
+  go([&c, result] {
+    char buf[8];
+    std::error_code ec;
+    c.read(std::span<char>(buf), ec);
+    result.send(ec);
+  });
+  return result;
+}
+
 // An echo server on its own goroutines; stop() closes the listener and
 // waits for the accept loop (connection goroutines end with their peers).
 class EchoServer {
@@ -194,9 +214,7 @@ TEST(NetScale, FiveThousandConnectionPairsOpenAtOnce) {
 
 TEST_P(NetTest, ReadDeadline) {
   run([] {
-    Listener ln = net::listen("127.0.0.1:0");
-    Conn c = net::dial(ln.address());
-    Conn s = ln.accept();
+    auto [ln, c, s] = Pair();
     char buf[16];
     std::error_code ec;
     // Already passed: fails without blocking, even with data available.
@@ -226,29 +244,16 @@ TEST_P(NetTest, ReadDeadline) {
 
 TEST_P(NetTest, DeadlineMovedWhileBlocked) {
   run([] {
-    Listener ln = net::listen("127.0.0.1:0");
-    Conn c = net::dial(ln.address());
-    Conn s = ln.accept();
+    auto [ln, c, s] = Pair();
     // Far away at first; moved near while the read is blocked.
     c.set_read_deadline(Clock::now() + 1h);
-    Chan<std::error_code> result(1);
-    go([&] {
-      char buf[8];
-      std::error_code ec;
-      c.read(std::span<char>(buf), ec);
-      result.send(ec);
-    });
+    Chan<std::error_code> result = read_in_background(c);
     sleep_for(5ms);  // most likely blocked by now; either way the outcome is the same
     c.set_read_deadline(Clock::now() + 10ms);
     EXPECT_EQ(*result.recv(), errc::deadline_exceeded);
     // Moved into the past while blocked: wakes at once.
     c.set_read_deadline(Clock::time_point::max());
-    go([&] {
-      char buf[8];
-      std::error_code ec;
-      c.read(std::span<char>(buf), ec);
-      result.send(ec);
-    });
+    result = read_in_background(c);
     sleep_for(5ms);
     c.set_deadline(Clock::now() - 1ms);
     EXPECT_EQ(*result.recv(), errc::deadline_exceeded);
@@ -269,9 +274,7 @@ TEST_P(NetTest, DeadlineMovedWhileBlocked) {
 
 TEST_P(NetTest, WriteDeadlineWithPartialCount) {
   run([] {
-    Listener ln = net::listen("127.0.0.1:0");
-    Conn c = net::dial(ln.address());
-    Conn s = ln.accept();  // never reads
+    auto [ln, c, s] = Pair();  // s never reads
     std::vector<std::byte> big(64 << 20);
     c.set_write_deadline(Clock::now() + 50ms);
     std::error_code ec;
@@ -284,9 +287,7 @@ TEST_P(NetTest, WriteDeadlineWithPartialCount) {
 
 TEST_P(NetTest, EndOfStream) {
   run([] {
-    Listener ln = net::listen("127.0.0.1:0");
-    Conn c = net::dial(ln.address());
-    Conn s = ln.accept();
+    auto [ln, c, s] = Pair();
     s.write("last words");
     s.close_write();
     std::string got;
@@ -336,13 +337,7 @@ TEST_P(NetTest, CloseUnblocksAcceptAndRead) {
     ln.close(ec);
     EXPECT_EQ(ec, errc::closed);
 
-    Chan<std::error_code> readres(1);
-    go([&] {
-      char buf[8];
-      std::error_code e;
-      c.read(std::span<char>(buf), e);
-      readres.send(e);
-    });
+    Chan<std::error_code> readres = read_in_background(c);
     sleep_for(5ms);
     c.close();
     EXPECT_EQ(*readres.recv(), errc::closed);
@@ -365,9 +360,7 @@ TEST_P(NetTest, CloseUnblocksAcceptAndRead) {
 TEST_P(NetTest, CloseRacesWithBlockedCalls) {
   run([] {
     for (int round = 0; round < 50; ++round) {
-      Listener ln = net::listen("127.0.0.1:0");
-      Conn c = net::dial(ln.address());
-      Conn s = ln.accept();
+      auto [ln, c, s] = Pair();
       WaitGroup wg;
       std::atomic<int> ended{0};
       for (int i = 0; i < 4; ++i) {
@@ -401,9 +394,7 @@ TEST(NetSched, BlockedReadDoesNotStopOthersAtOneProc) {
   int saved = max_procs();
   set_max_procs(1);
   run([] {
-    Listener ln = net::listen("127.0.0.1:0");
-    Conn c = net::dial(ln.address());
-    Conn s = ln.accept();
+    auto [ln, c, s] = Pair();
     Chan<std::string> got(1);
     go([&] {
       char buf[16];
@@ -431,16 +422,8 @@ TEST(NetSched, BlockedReadDoesNotStopOthersAtOneProc) {
 
 TEST_P(NetTest, PeerReset) {
   run([] {
-    Listener ln = net::listen("127.0.0.1:0");
-    Conn c = net::dial(ln.address());
-    Conn s = ln.accept();
-    Chan<std::error_code> res(1);
-    go([&] {
-      char buf[8];
-      std::error_code ec;
-      c.read(std::span<char>(buf), ec);
-      res.send(ec);
-    });
+    auto [ln, c, s] = Pair();
+    Chan<std::error_code> res = read_in_background(c);
     sleep_for(5ms);
     // SO_LINGER with zero timeout: close sends RST instead of FIN.
     linger lg{1, 0};
@@ -456,9 +439,7 @@ TEST_P(NetTest, PeerReset) {
 
 TEST_P(NetTest, WriteLargerThanSocketBuffer) {
   run([] {
-    Listener ln = net::listen("127.0.0.1:0");
-    Conn c = net::dial(ln.address());
-    Conn s = ln.accept();
+    auto [ln, c, s] = Pair();
     const std::size_t kSize = scaled(32 << 20);
     std::string big = payload(7, 7, kSize);
     Chan<std::size_t> written(1);
