@@ -77,6 +77,9 @@ struct Sched {
   // A thread is blocked in the netpoller (at most one at a time, as in Go;
   // the others sleep on their futex). Claimed by exchange.
   std::atomic<bool> poll_blocked{false};
+  // When the netpoller was last polled (any kind of poll), for the
+  // starvation guard in runnable_fast.
+  std::atomic<std::int64_t> last_poll_ns{0};
 };
 
 // Never destroyed: workers and abandoned goroutines outlive static destruction.
@@ -368,11 +371,26 @@ void inject(P* p, G** gs, int n) {
 // blocked polling already (it gets the events). Returns how many goroutines
 // it queued on p.
 int poll_nonblocking(P* p) {
-  if (netpoll_waiters() == 0 || sched().poll_blocked.load(std::memory_order_relaxed)) return 0;
+  Sched& s = sched();
+  if (netpoll_waiters() == 0 || s.poll_blocked.load(std::memory_order_relaxed)) return 0;
   G* gs[kNetpollBatch];
   int n = netpoll(0, gs);
+  s.last_poll_ns.store(mono_now_ns(), std::memory_order_relaxed);
   inject(p, gs, n);
   return n;
+}
+
+// The starvation guard (Go's sysmon does this): if every P stays busy, none
+// reaches the idle path's poll, so a busy P polls when nobody has for
+// kPollGuardNs. Not more often: goroutines it finds join the back of a
+// non-empty queue, and polling busy Ps often enough to overflow their queues
+// into the global one made service order uneven (echo p99).
+void poll_if_starving(P* p) {
+  constexpr std::int64_t kPollGuardNs = 10'000'000;
+  if (netpoll_waiters() == 0) return;
+  std::int64_t now = mono_now_ns();
+  if (now - sched().last_poll_ns.load(std::memory_order_relaxed) < kPollGuardNs) return;
+  poll_nonblocking(p);
 }
 
 // The quick search, done on the parking goroutine's own stack: never blocks,
@@ -382,9 +400,7 @@ G* runnable_fast(P* p) {
   ++p->schedtick;
   if (p->next_when.load(std::memory_order_relaxed) != INT64_MAX) run_timers(p, mono_now_ns());
   if (p->schedtick % kGlobalCheckInterval == 0) {
-    // A busy P also harvests network readiness now and then, so that parked
-    // I/O waiters are not left behind while no P is idle to poll.
-    poll_nonblocking(p);
+    poll_if_starving(p);
     if (G* g = global_get(p, 1)) return g;
   }
   if (p->runnext_streak < kRunnextStreakMax || p->runq.empty()) {
@@ -612,6 +628,7 @@ void idle_sleep(P* p) {
       int n = 0;
       if (p->wake_seq.load(std::memory_order_seq_cst) == seq) n = netpoll(deadline, gs);
       p->polling.store(false, std::memory_order_relaxed);
+      s.last_poll_ns.store(mono_now_ns(), std::memory_order_relaxed);
       s.poll_blocked.store(false, std::memory_order_release);
       for (int i = 0; i < n; ++i) runq_put(p, gs[i]);
       polled = n > 0;

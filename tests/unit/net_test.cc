@@ -420,6 +420,27 @@ TEST(NetSched, BlockedReadDoesNotStopOthersAtOneProc) {
   set_max_procs(saved);
 }
 
+// The only P never goes idle (a goroutine yields in a loop), so readiness
+// must come from the busy P's own starvation-guard poll.
+TEST(NetSched, BusyProcStillDeliversIo) {
+  int saved = max_procs();
+  set_max_procs(1);
+  run([] {
+    auto [ln, c, s] = Pair();
+    std::atomic<bool> got{false};
+    go([&] {
+      char buf[4];
+      if (c.read(std::span<char>(buf)) == 4) got = true;
+    });
+    sleep_for(5ms);  // the reader parks
+    std::thread writer([&] { s.write("ping"); });
+    while (!got) yield();
+    writer.join();
+    EXPECT_TRUE(got);
+  });
+  set_max_procs(saved);
+}
+
 TEST_P(NetTest, PeerReset) {
   run([] {
     auto [ln, c, s] = Pair();
