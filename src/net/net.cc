@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "goro/chan.h"
@@ -174,12 +175,25 @@ std::string sock_name(Socket* s, bool peer) {
 
 [[noreturn]] void throw_error(const std::error_code& ec, const char* what) { throw std::system_error(ec, what); }
 
-template <class R, class F>
-R or_throw(const char* what, F&& f) {
+// The throwing overloads: run the error_code& form, throw what it reports
+// (the message, `what` + `arg`, is built only then: write is a hot path).
+template <class F>
+auto or_throw(const char* what, std::string_view arg, F&& f) {
   std::error_code ec;
-  R r = f(ec);
-  if (ec) throw_error(ec, what);
-  return r;
+  auto fail = [&] { throw_error(ec, (what + std::string(arg)).c_str()); };
+  if constexpr (std::is_void_v<decltype(f(ec))>) {
+    f(ec);
+    if (ec) fail();
+  } else {
+    auto r = f(ec);
+    if (ec) fail();
+    return r;
+  }
+}
+
+template <class F>
+auto or_throw(const char* what, F&& f) {
+  return or_throw(what, {}, std::forward<F>(f));
 }
 
 // Starts connecting to ep. Returns null (ec set) if no socket could be made;
@@ -316,14 +330,12 @@ std::size_t Conn::write(std::span<const std::byte> buf, std::error_code& ec) {
 }
 
 std::size_t Conn::write(std::span<const std::byte> buf) {
-  return or_throw<std::size_t>("goro::net::Conn::write", [&](std::error_code& ec) { return write(buf, ec); });
+  return or_throw("goro::net::Conn::write", [&](std::error_code& ec) { return write(buf, ec); });
 }
 
 void Conn::close(std::error_code& ec) { close_socket(s_, ec); }
 void Conn::close() {
-  std::error_code ec;
-  close(ec);
-  if (ec) throw_error(ec, "goro::net::Conn::close");
+  or_throw("goro::net::Conn::close", [&](std::error_code& ec) { close(ec); });
 }
 
 void Conn::close_write(std::error_code& ec) {
@@ -339,28 +351,20 @@ void Conn::close_write(std::error_code& ec) {
   ec.clear();
 }
 void Conn::close_write() {
-  std::error_code ec;
-  close_write(ec);
-  if (ec) throw_error(ec, "goro::net::Conn::close_write");
+  or_throw("goro::net::Conn::close_write", [&](std::error_code& ec) { close_write(ec); });
 }
 
 void Conn::set_deadline(Clock::time_point t, std::error_code& ec) { set_deadline_impl(s_, 'b', t, ec); }
 void Conn::set_read_deadline(Clock::time_point t, std::error_code& ec) { set_deadline_impl(s_, 'r', t, ec); }
 void Conn::set_write_deadline(Clock::time_point t, std::error_code& ec) { set_deadline_impl(s_, 'w', t, ec); }
 void Conn::set_deadline(Clock::time_point t) {
-  std::error_code ec;
-  set_deadline(t, ec);
-  if (ec) throw_error(ec, "goro::net::Conn::set_deadline");
+  or_throw("goro::net::Conn::set_deadline", [&](std::error_code& ec) { set_deadline(t, ec); });
 }
 void Conn::set_read_deadline(Clock::time_point t) {
-  std::error_code ec;
-  set_read_deadline(t, ec);
-  if (ec) throw_error(ec, "goro::net::Conn::set_read_deadline");
+  or_throw("goro::net::Conn::set_read_deadline", [&](std::error_code& ec) { set_read_deadline(t, ec); });
 }
 void Conn::set_write_deadline(Clock::time_point t) {
-  std::error_code ec;
-  set_write_deadline(t, ec);
-  if (ec) throw_error(ec, "goro::net::Conn::set_write_deadline");
+  or_throw("goro::net::Conn::set_write_deadline", [&](std::error_code& ec) { set_write_deadline(t, ec); });
 }
 
 std::string Conn::local_address() const { return sock_name(s_, false); }
@@ -410,19 +414,14 @@ Conn Listener::accept(std::error_code& ec) {
 }
 
 Conn Listener::accept() {
-  std::error_code ec;
-  Conn c = accept(ec);
-  if (ec) throw_error(ec, "goro::net::Listener::accept");
-  return c;
+  return or_throw("goro::net::Listener::accept", [&](std::error_code& ec) { return accept(ec); });
 }
 
 std::string Listener::address() const { return sock_name(s_, false); }
 
 void Listener::close(std::error_code& ec) { close_socket(s_, ec); }
 void Listener::close() {
-  std::error_code ec;
-  close(ec);
-  if (ec) throw_error(ec, "goro::net::Listener::close");
+  or_throw("goro::net::Listener::close", [&](std::error_code& ec) { close(ec); });
 }
 
 int Listener::native_handle() const noexcept { return s_ != nullptr ? s_->fd : -1; }
@@ -460,10 +459,7 @@ Listener listen(std::string_view address, std::error_code& ec) {
 }
 
 Listener listen(std::string_view address) {
-  std::error_code ec;
-  Listener l = listen(address, ec);
-  if (ec) throw_error(ec, ("goro::net::listen " + std::string(address)).c_str());
-  return l;
+  return or_throw("goro::net::listen ", address, [&](std::error_code& ec) { return listen(address, ec); });
 }
 
 Conn dial(const Context& ctx, std::string_view address, std::error_code& ec) {
@@ -510,10 +506,7 @@ Conn dial(const Context& ctx, std::string_view address, std::error_code& ec) {
 }
 
 Conn dial(const Context& ctx, std::string_view address) {
-  std::error_code ec;
-  Conn c = dial(ctx, address, ec);
-  if (ec) throw_error(ec, ("goro::net::dial " + std::string(address)).c_str());
-  return c;
+  return or_throw("goro::net::dial ", address, [&](std::error_code& ec) { return dial(ctx, address, ec); });
 }
 
 Conn dial(std::string_view address, std::error_code& ec) { return dial(Context(), address, ec); }
