@@ -395,10 +395,21 @@ void poll_if_starving(P* p) {
 
 // The quick search, done on the parking goroutine's own stack: never blocks,
 // never steals. Returns null if p has no ready work (or is being deactivated).
-G* runnable_fast(P* p) {
+// may_fire_timers: false when called from park(), whose caller may still
+// hold a primitive's lock (its park hook releases it after the switch). A
+// timer's callback may take that very lock (a timer sending on the channel
+// its receiver is parking on), so then a due timer makes this return null:
+// the switch goes to g0, which runs the timers with nothing held.
+G* runnable_fast(P* p, bool may_fire_timers = true) {
   if (!p->active.load(std::memory_order_acquire)) return nullptr;
   ++p->schedtick;
-  if (p->next_when.load(std::memory_order_relaxed) != INT64_MAX) run_timers(p, mono_now_ns());
+  if (p->next_when.load(std::memory_order_relaxed) != INT64_MAX) {
+    std::int64_t now = mono_now_ns();
+    if (p->next_when.load(std::memory_order_relaxed) <= now) {
+      if (!may_fire_timers) return nullptr;
+      run_timers(p, now);
+    }
+  }
   if (p->schedtick % kGlobalCheckInterval == 0) {
     poll_if_starving(p);
     if (G* g = global_get(p, 1)) return g;
@@ -807,7 +818,7 @@ void park(const char* reason, void (*unlock)(void*), void* arg) {
   g->status.store(GStatus::waiting, std::memory_order_relaxed);
   std::pair<void (*)(void*), void*> u{unlock, arg};
   Action act{&action_unlock, g, &u};
-  switch_from_g(p, g, runnable_fast(p), &act, false);
+  switch_from_g(p, g, runnable_fast(p, false), &act, false);
   g->wait_reason = nullptr;
 }
 

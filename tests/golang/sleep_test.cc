@@ -119,6 +119,20 @@ TEST_P(GoTime, TestTicker) {
   });
 }
 
+// Regression: a timer falling due exactly while a goroutine parks on that
+// timer's channel. The parking goroutine still holds the channel lock until
+// its park hook runs; the scheduler used to fire due timers right there, and
+// the timer's send then waited for that lock forever. Short timers make the
+// window likely; the test hangs (ctest timeout) if the bug is back.
+TEST_P(GoTime, TimerDueWhileReceiverParks) {
+  run([] {
+    for (std::size_t i = 0; i < scaled(20000); ++i) {
+      Timer t(std::chrono::microseconds(i % 3));
+      EXPECT_TRUE(t.c().recv().has_value());
+    }
+  });
+}
+
 // A slow receiver misses ticks: the channel holds one.
 TEST_P(GoTime, TestTickerDropsTicksForSlowReceivers) {
   run([] {
