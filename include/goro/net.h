@@ -19,7 +19,8 @@
 //
 // Addresses are "host:port": "127.0.0.1:80", "[::1]:80", "localhost:80",
 // ":80" (listen: every interface, IPv6 and IPv4; dial: this machine). Port 0
-// in listen picks a free port; address() tells which. Names other than
+// in listen picks a free port; address() tells which; ports are numeric (no
+// service names). Names other than
 // literals are resolved with getaddrinfo on the blocking pool
 // (goro/blocking.h), so resolution parks only the calling goroutine.
 //
