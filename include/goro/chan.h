@@ -94,26 +94,29 @@ class Chan {
   friend bool operator==(const Chan& a, const Chan& b) noexcept { return a.core_ == b.core_; }
 
   // for (T v : c): receives until closed and drained (for v := range c).
+  // As Go evaluates the range expression once, the iterator holds its own
+  // handle: reassigning or destroying the Chan variable inside the loop
+  // changes nothing for the loop.
   class iterator {
    public:
     using iterator_category = std::input_iterator_tag;
     using value_type = T;
     using difference_type = std::ptrdiff_t;
     iterator() = default;
-    explicit iterator(const Chan* c) : c_(c) { ++*this; }
+    explicit iterator(const Chan& c) : c_(c) { ++*this; }
     T& operator*() { return *cur_; }
     iterator& operator++() {
-      cur_ = c_->recv();
-      if (!cur_) c_ = nullptr;
+      cur_ = c_.recv();
+      if (!cur_) c_ = Chan();
       return *this;
     }
     friend bool operator==(const iterator& a, const iterator& b) { return a.c_ == b.c_; }
 
    private:
-    const Chan* c_ = nullptr;
+    Chan c_;  // nil once the channel is closed and drained (== end())
     std::optional<T> cur_;
   };
-  iterator begin() const { return iterator(this); }
+  iterator begin() const { return iterator(*this); }
   iterator end() const { return iterator(); }
 
  private:

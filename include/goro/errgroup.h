@@ -39,14 +39,16 @@ class ErrGroup {
 
   template <class F>
   void go(F&& f) {
-    if (sem_) sem_->acquire();
-    start(std::forward<F>(f));
+    Semaphore* sem = sem_.get();
+    if (sem != nullptr) sem->acquire();
+    start(sem, std::forward<F>(f));
   }
 
   template <class F>
   bool try_go(F&& f) {
-    if (sem_ && !sem_->try_acquire()) return false;
-    start(std::forward<F>(f));
+    Semaphore* sem = sem_.get();
+    if (sem != nullptr && !sem->try_acquire()) return false;
+    start(sem, std::forward<F>(f));
     return true;
   }
 
@@ -63,8 +65,13 @@ class ErrGroup {
 
   Context context() const { return ctx_; }
 
+  // sem_ is read and written only by the goroutine that calls go/try_go and
+  // set_limit (as in Go, the limit must not change while members run); a
+  // member releases the semaphore it was started with, and does so before
+  // it stops counting as active, so a set_limit that sees no active member
+  // (acquire, pairing with the member's release decrement) may free it.
   void set_limit(int n) {
-    int a = active_.load();
+    int a = active_.load(std::memory_order_acquire);
     if (a != 0)
       throw panic_error("errgroup: modify limit while " + std::to_string(a) + " goroutines in the group are still active");
     if (n < 0) sem_.reset(); else sem_ = std::make_unique<Semaphore>(n);
@@ -72,17 +79,17 @@ class ErrGroup {
 
  private:
   template <class F>
-  void start(F&& f) {
-    active_.fetch_add(1);
+  void start(Semaphore* sem, F&& f) {
+    active_.fetch_add(1, std::memory_order_relaxed);
     wg_.add(1);
-    ::goro::go([this, fn = std::decay_t<F>(std::forward<F>(f))]() mutable {
+    ::goro::go([this, sem, fn = std::decay_t<F>(std::forward<F>(f))]() mutable {
       try {
         fn();
       } catch (...) {
         fail(std::current_exception());
       }
-      active_.fetch_sub(1);
-      if (sem_) sem_->release();
+      if (sem != nullptr) sem->release();
+      active_.fetch_sub(1, std::memory_order_release);
       wg_.done();  // last act: wait() may return and the group be destroyed
     });
   }

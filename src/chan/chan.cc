@@ -14,10 +14,12 @@
 //    its goroutine is parked; whoever dequeues it completes its operation
 //    (copying the value, setting success) before ready(), and never touches
 //    it afterwards.
-// Memory order: count, closed and the queue heads are also stored (relaxed)
-// in atomics so that non-blocking operations can answer "not ready" without
-// the lock, as Go's fast paths do; a wrong guess there only costs taking the
-// lock. Values are handed over under the lock; ready()/park() order the
+// Memory order: count, closed and (for unbuffered channels) the queue heads
+// are mirrored in atomics, stored with release under the lock, so that
+// non-blocking operations can answer "not ready" without the lock, reading
+// them with acquire, as Go's fast paths do (see full()/empty() for why the
+// order of those reads proves the answer); a stale read only costs taking
+// the lock. Values are handed over under the lock; ready()/park() order the
 // woken goroutine's reads after the waker's writes.
 //
 // Select (select_impl): lock every channel involved in address order
@@ -116,6 +118,11 @@ struct ChanCore {
   WaitQueue recvq;
   WaitQueue sendq;
   unsigned char* buf = nullptr;       // cap slots of ops->size bytes
+  // Runs when the last handle goes, before anything is destroyed (the
+  // Ticker uses it: a ticker lives as long as its channel has users).
+  // Set once, before the channel is shared.
+  void (*on_last_handle)(void*) = nullptr;
+  void* on_last_handle_arg = nullptr;
 
   void* slot(std::size_t i) const { return buf + i * ops->size; }
 };
@@ -123,6 +130,10 @@ struct ChanCore {
 namespace {
 
 std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) & ~(a - 1); }
+
+// The largest channel buffer: no allocation on a 64-bit Linux address space
+// (47 bits of user space) can be larger.
+constexpr std::size_t kMaxChanBuffer = std::size_t{1} << 47;
 
 [[noreturn]] void panic_send_closed() { throw panic_error("send on closed channel"); }
 
@@ -183,7 +194,17 @@ bool empty(const ChanCore* c) {
 ChanCore* chan_new(std::size_t cap, const ElemOps* ops) {
   std::size_t align = std::max<std::size_t>(ops->align, alignof(ChanCore));
   std::size_t header = align_up(sizeof(ChanCore), align);
-  void* mem = ::operator new(header + cap * ops->size, std::align_val_t{align});
+  // Go's makechan: a buffer whose size overflows, or exceeds what could ever
+  // be allocated, panics instead of wrapping around to a small allocation.
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(cap, ops->size, &bytes) || bytes > kMaxChanBuffer - header)
+    throw panic_error("makechan: size out of range");
+  void* mem = nullptr;
+  try {
+    mem = ::operator new(header + bytes, std::align_val_t{align});
+  } catch (const std::bad_alloc&) {
+    throw panic_error("makechan: size out of range");
+  }
   auto* c = ::new (mem) ChanCore;
   c->ops = ops;
   c->cap = cap;
@@ -194,10 +215,16 @@ ChanCore* chan_new(std::size_t cap, const ElemOps* ops) {
 
 void chan_retain(ChanCore* c) { c->refs.fetch_add(1, std::memory_order_relaxed); }
 
+void chan_on_last_handle(ChanCore* c, void (*fn)(void*), void* arg) {
+  c->on_last_handle = fn;
+  c->on_last_handle_arg = arg;
+}
+
 void chan_release(ChanCore* c) {
   // acq_rel: the last owner must see every other owner's writes before
   // destroying buffered elements.
   if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (c->on_last_handle != nullptr) c->on_last_handle(c->on_last_handle_arg);
   std::size_t n = c->count.load(std::memory_order_relaxed);
   for (std::size_t i = 0, x = c->recvx; i < n; ++i, x = (x + 1 == c->cap ? 0 : x + 1)) c->ops->destroy(c->slot(x));
   std::size_t align = std::max<std::size_t>(c->ops->align, alignof(ChanCore));
@@ -239,7 +266,11 @@ bool chan_send(ChanCore* c, void* src, bool block) {
   w.g = rt::current_waiter();
   w.elem = src;
   c->sendq.push(&w);
+  // An operation in progress keeps its channel alive: every user handle may
+  // be gone by the time this goroutine runs again.
+  chan_retain(c);
   rt::park("chan send", &rt::unlock_lock, &c->lock);
+  chan_release(c);
   if (!w.success) panic_send_closed();
   return true;
 }
@@ -278,7 +309,9 @@ RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
   w.g = rt::current_waiter();
   w.elem = opt;
   c->recvq.push(&w);
+  chan_retain(c);  // see chan_send
   rt::park("chan receive", &rt::unlock_lock, &c->lock);
+  chan_release(c);
   return w.success ? RecvResult::value : RecvResult::closed;
 }
 
@@ -453,6 +486,9 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
     w.won_index = &won;
     (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).push(&w);
   }
+  // The operation keeps its channels alive (see chan_send): the clean-up
+  // below relocks every one of them after the wake.
+  for (int k = 0; k < nchans; ++k) chan_retain(chans[k]);
   rt::park("select", &unlock_set, &locks);
 
   // 5. One case won (its waker dequeued its waiter and completed it); take
@@ -464,6 +500,7 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
     (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).remove(&waiters[i]);
   }
   locks.unlock();
+  for (int k = 0; k < nchans; ++k) chan_release(chans[k]);
   SelectCase& sc = cases[won];
   if (sc.is_send) {
     if (!waiters[won].success) panic_send_closed();

@@ -41,6 +41,9 @@ struct ChanCore;  // opaque; src/chan/chan.cc
 GORO_EXPORT ChanCore* chan_new(std::size_t cap, const ElemOps* ops);
 GORO_EXPORT void chan_retain(ChanCore* c);
 GORO_EXPORT void chan_release(ChanCore* c);
+// Registers fn(arg) to run when the last handle is released, before the
+// channel is destroyed. Call once, before the channel is shared.
+GORO_EXPORT void chan_on_last_handle(ChanCore* c, void (*fn)(void*), void* arg);
 // Sends the T at `src` (moved from only on success). Blocks if `block`;
 // returns false only for a non-blocking send that could not proceed.
 // Panics "send on closed channel". `c` null is the nil channel.
