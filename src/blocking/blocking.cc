@@ -59,9 +59,16 @@ void pool_thread() {
     Job* j = p.queue.front();
     p.queue.pop_front();
     lk.unlock();
-    j->fn(j->arg);
-    rt::G* g = j->g;  // j lives on the parked goroutine's stack: read before waking it
-    rt::ready(g, false);
+    // Counted before the exiting check: the exit handler sets `exiting`,
+    // then waits for the count to drop, so a job either sees it or is
+    // waited for. Once exiting, no job starts (its goroutine never resumes).
+    rt::blocking_begin();
+    if (!rt::exiting()) {
+      j->fn(j->arg);
+      rt::G* g = j->g;  // j lives on the parked goroutine's stack: read before waking it
+      rt::ready(g, false);
+    }
+    rt::blocking_end();
     lk.lock();
   }
 }

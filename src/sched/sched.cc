@@ -29,10 +29,12 @@
 #include "sched/sched.h"
 
 #include <pthread.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sched.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,6 +82,14 @@ struct Sched {
   // When the netpoller was last polled (any kind of poll), for the
   // starvation guard in runnable_fast.
   std::atomic<std::int64_t> last_poll_ns{0};
+  // Process exit (see "exit" below): set once by the exit handler; every P
+  // is then inactive for good and its thread freezes at its next scheduling
+  // point, counting itself in `frozen` (release: the exit handler's acquire
+  // orders every goroutine's last action before the static destructors).
+  std::atomic<bool> exiting{false};
+  std::atomic<int> frozen{0};
+  // goro::blocking jobs running on pool threads now (user code too).
+  std::atomic<int> blocking_running{0};
 };
 
 // Never destroyed: workers and abandoned goroutines outlive static destruction.
@@ -597,9 +607,21 @@ G* steal_work(P* p) {
   return nullptr;
 }
 
+// The process is exiting: this P's thread stops for good, on g0 with no
+// goroutine running and no lock held, so nothing it did can run under the
+// static destructors, and no lock the exiting thread may need is held.
+[[noreturn]] void freeze(P* p) {
+  Sched& s = sched();
+  p->spinning = false;
+  s.frozen.fetch_add(1, std::memory_order_release);
+  static std::atomic<std::uint32_t> never{0};
+  for (;;) futex_wait(&never, 0);
+}
+
 // A deactivated P hands its work away and sleeps until reactivated.
 void deactivate(P* p) {
   Sched& s = sched();
+  if (s.exiting.load(std::memory_order_acquire)) freeze(p);
   reset_spinning(p);
   if (G* g = p->runnext.exchange(nullptr)) global_put(g);
   while (G* g = p->runq.pop()) global_put(g);
@@ -608,6 +630,7 @@ void deactivate(P* p) {
   while (!p->active.load(std::memory_order_acquire)) {
     std::uint32_t seq = p->wake_seq.load(std::memory_order_acquire);
     if (p->active.load(std::memory_order_acquire)) break;
+    if (s.exiting.load(std::memory_order_acquire)) freeze(p);
     futex_wait(&p->wake_seq, seq);
   }
 }
@@ -718,6 +741,7 @@ void worker_main(P* p) {
 
 // Creates Ps up to n and starts their threads (Sched::lock held).
 void grow_procs_locked(Sched& s, int n) {
+  if (s.exiting.load(std::memory_order_acquire)) return;  // exit is final
   for (int i = s.nstarted.load(std::memory_order_relaxed); i < n; ++i) {
     P* p = new P(i);
     p->rng = 0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(i + 1);
@@ -755,8 +779,75 @@ void raise_nofile_limit() {
   }
 }
 
+// ---------------------------------------------------------------- exit
+// Go ends the process with main: no goroutine runs while the process tears
+// down. C++ runs static destructors (and atexit handlers) at exit, on the
+// exiting thread, while workers would go on running goroutines that use the
+// objects being destroyed. So exit begins by stopping the world, for good:
+//  - The handler is registered with on_exit when the runtime starts, and
+//    again each time run() returns to a plain thread (capped). Handlers and
+//    static destructors run in reverse order of registration, so it runs
+//    before the destructors of every static built before that point: those
+//    built before the runtime started (package-level channels, maps, mutexes)
+//    and those built while run()'s main ran.
+//  - It marks every P inactive and wakes them; each P's thread freezes at its
+//    next scheduling point (freeze()), on g0, holding nothing. Pool threads
+//    start no new goroutine::blocking job.
+//  - It waits until every P has frozen and no blocking job runs. A goroutine
+//    that does not reach a scheduling point within kExitGrace (a long
+//    computation, a call blocking its thread) cannot be stopped: then the
+//    process ends at once with the exit status, as Go's does, after flushing
+//    stdio (from a helper thread, since a running goroutine may hold a stdio
+//    lock), without running the static destructors that would race with it.
+constexpr auto kExitGrace = std::chrono::milliseconds(250);
+
+void flush_stdio_bounded() {
+  std::atomic<std::uint32_t> done{0};
+  std::thread t([&] {
+    std::fflush(nullptr);
+    done.store(1, std::memory_order_release);
+    futex_wake(&done, 1);
+  });
+  std::int64_t deadline = mono_now_ns() + 100'000'000;
+  while (done.load(std::memory_order_acquire) == 0 && mono_now_ns() < deadline) futex_wait(&done, 0, deadline);
+  if (done.load(std::memory_order_acquire) != 0) {
+    t.join();
+  } else {
+    t.detach();  // the process ends now; `done` outlives nothing that matters
+  }
+}
+
+void on_process_exit(int status, void*) {
+  Sched& s = sched();
+  if (s.exiting.exchange(true, std::memory_order_seq_cst)) return;  // done by an earlier registration
+  P* self = tls_p;  // exit() called from a goroutine: this P's thread is the one exiting
+  s.lock.lock();
+  int n = s.nstarted.load(std::memory_order_relaxed);
+  for (int i = 0; i < n; ++i) s.ps[i]->active.store(false, std::memory_order_release);
+  s.lock.unlock();
+  for (int i = 0; i < n; ++i) {
+    if (s.ps[i] != self) wake_p(s.ps[i]);
+  }
+  int need = n - (self != nullptr ? 1 : 0);
+  auto deadline = std::chrono::steady_clock::now() + kExitGrace;
+  while (s.frozen.load(std::memory_order_acquire) < need ||
+         s.blocking_running.load(std::memory_order_seq_cst) > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      flush_stdio_bounded();
+      _exit(status);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+void register_exit_handler() {
+  static std::atomic<int> registrations{0};
+  if (registrations.fetch_add(1, std::memory_order_relaxed) < 1024) on_exit(&on_process_exit, nullptr);
+}
+
 void start_runtime() {
   Sched& s = sched();
+  register_exit_handler();
   raise_nofile_limit();
   if (const char* e = std::getenv("GORO_STACK_SIZE")) {
     long long v = std::atoll(e);
@@ -880,6 +971,26 @@ bool timer_del(Timer* t) {
   }
 }
 
+// seq_cst: blocking_begin's increment then exiting()'s load, against the
+// exit handler's store of `exiting` then its load of the count (a Dekker
+// pair: a job either sees `exiting` or is waited for).
+bool exiting() { return sched().exiting.load(std::memory_order_seq_cst); }
+void blocking_begin() { sched().blocking_running.fetch_add(1, std::memory_order_seq_cst); }
+void blocking_end() { sched().blocking_running.fetch_sub(1, std::memory_order_release); }
+
+std::size_t timers_pending() {
+  Sched& s = sched();
+  std::size_t total = 0;
+  int n = s.nstarted.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) {
+    P* q = s.ps[i];
+    q->tlock.lock();
+    total += q->theap.size();
+    q->tlock.unlock();
+  }
+  return total;
+}
+
 }  // namespace goro::rt
 
 // ---------------------------------------------------------------- public API
@@ -903,7 +1014,7 @@ GHandle* g_alloc(std::size_t size, std::size_t align, void** storage) {
 }
 
 void g_start(GHandle* h, void (*thunk)(void*), const SpawnOptions* opts,
-             const std::source_location& where) {
+             const SourceSite& where) {
   auto* g = reinterpret_cast<rt::G*>(h);
   rt::Sched& s = rt::sched();
   rt::P* p = rt::current_p();
@@ -934,6 +1045,9 @@ void run_main(void* ctx, void (*fn)(void*)) {
     wg.done();
   });
   wg.wait();
+  // Statics built while main ran are destroyed before handlers registered
+  // earlier: register the exit handler again so that it runs before them.
+  if (rt::current_p() == nullptr) rt::register_exit_handler();
 }
 
 }  // namespace detail
@@ -968,7 +1082,7 @@ void sleep_until(Clock::time_point deadline) {
     return;
   }
   rt::Timer t;
-  t.when = rt::mono_now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(rel).count();
+  t.when = rt::deadline_after_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(rel).count());
   t.arg = g;
   t.fire = [](rt::Timer* tm) { rt::ready(static_cast<rt::G*>(tm->arg), false); };
   rt::park("sleep", [](void* a) { rt::timer_add(static_cast<rt::Timer*>(a)); }, &t);

@@ -52,6 +52,15 @@ void timer_add(Timer* t);
 // Removes t if it has not fired yet; returns whether it was removed. If it
 // returns false the timer has fired or is being fired right now.
 bool timer_del(Timer* t);
+// True once the process has begun to exit: no goroutine runs again.
+bool exiting();
+// A goroutine::blocking job starts / ends on a pool thread (exit waits for
+// the running ones: they run user code).
+void blocking_begin();
+void blocking_end();
+
+// Timers in every P's heap now (diagnostics and tests).
+std::size_t timers_pending();
 
 // ---------------------------------------------------------------- P
 struct P {
