@@ -82,7 +82,11 @@ GORO_EXPORT void sleep_until(Clock::time_point deadline);
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
   if (d <= d.zero()) return;
-  sleep_until(Clock::now() + std::chrono::ceil<Clock::duration>(d));
+  Clock::time_point now = Clock::now();
+  Clock::duration rel = std::chrono::ceil<Clock::duration>(d);
+  // Saturate instead of overflowing: sleep_for(Clock::duration::max()) sleeps
+  // forever, as Go's Sleep of the largest Duration does.
+  sleep_until(rel >= Clock::time_point::max() - now ? Clock::time_point::max() : now + rel);
 }
 template <class C, class D>
 void sleep_until(std::chrono::time_point<C, D> tp) {

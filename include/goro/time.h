@@ -8,13 +8,18 @@
 //  - after(d) (time.After): a channel that receives the time once, d from now.
 //  - Timer(d) (time.NewTimer): c() receives the time when it fires.
 //    stop() returns true if it stopped a pending timer; reset(d) re-arms it
-//    and returns whether it was pending. Timer is a handle: copies share the
+//    and returns whether it was pending. As in Go 1.23, a timer that fired
+//    but whose value was not received counts as pending (the value is
+//    dropped), so `if (!t.stop()) t.c().recv();` never blocks. Timer is a handle: copies share the
 //    timer; destroying handles never cancels an after_func.
 //  - after_func(d, f) (time.AfterFunc): runs f in its own goroutine after d;
 //    stop() prevents that if it has not started.
 //  - Ticker(d) (time.NewTicker): c() receives the time every d; a receiver
 //    that falls behind misses ticks (the channel holds one). stop(), reset(d).
-//    The ticker stops when its last handle goes.
+//    The ticker runs until stop(), or until its last handle and the last
+//    handle to its channel are gone: as in Go, the channel keeps the ticker
+//    alive, so `auto c = Ticker(d).c();` ticks.
+//  - tick(d) (time.Tick): Ticker(d).c(); the nil channel if d <= 0.
 // All members are thread-safe and callable from goroutines or plain threads.
 // A non-positive Ticker period panics "non-positive interval for NewTicker".
 #pragma once
@@ -85,5 +90,13 @@ class Ticker {
   struct Owner;  // stops the ticker when the last handle goes
   std::shared_ptr<Owner> owner_;
 };
+
+// time.Tick: a channel that receives the time every d, for as long as it has
+// a handle. Non-positive d gives the nil channel, as Go's Tick returns nil.
+GORO_EXPORT Chan<Clock::time_point> tick(Clock::duration d);
+template <class Rep, class Period>
+Chan<Clock::time_point> tick(std::chrono::duration<Rep, Period> d) {
+  return tick(std::chrono::ceil<Clock::duration>(d));
+}
 
 }  // namespace goro

@@ -41,6 +41,15 @@ inline std::int64_t mono_now_ns() {
   return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// now + rel_ns, saturated at INT64_MAX (a deadline that far never comes:
+// Go's when() does the same, so the largest duration never wraps around to
+// the past). A negative rel_ns counts as 0.
+inline std::int64_t deadline_after_ns(std::int64_t rel_ns) {
+  std::int64_t now = mono_now_ns();
+  if (rel_ns <= 0) return now;
+  return rel_ns > INT64_MAX - now ? INT64_MAX : now + rel_ns;
+}
+
 // Tells the CPU we are in a spin loop (x86 `pause`, AArch64 `yield`).
 inline void cpu_relax() {
 #if defined(__x86_64__)

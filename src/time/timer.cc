@@ -11,6 +11,7 @@
 #include "goro/time.h"
 
 #include <mutex>
+#include <optional>
 
 #include "sched/futex.h"
 #include "sched/sched.h"
@@ -21,7 +22,13 @@ namespace detail {
 
 struct TimerState : std::enable_shared_from_this<TimerState> {
   RawMutex m;
-  Chan<Clock::time_point> ch;       // nil for after_func
+  // Where fires deliver: the channel's core, or null (after_func, or a
+  // ticker whose channel is gone). A Timer's state holds a handle to it
+  // (`ch`); a Ticker's does not, since the ticker lives as long as its
+  // channel has users (see Ticker::Owner), so it holds the bare core, cleared
+  // under m by the channel's last-handle hook before the core is freed.
+  ChanCore* core = nullptr;
+  Chan<Clock::time_point> ch;       // Timer's channel handle (nil for after_func and Ticker)
   std::function<void()> fn;         // after_func body
   Clock::duration period{0};        // Ticker period; zero for one-shot timers
   std::uint64_t seq = 0;            // current schedule (m)
@@ -50,7 +57,8 @@ void arm_locked(TimerState* st, std::int64_t when) {
   rt::timer_add(&a->t);
 }
 
-// Cancels the current schedule under st->m; returns whether it was pending.
+// Cancels the current schedule under st->m; returns whether it was pending
+// (armed, or fired into the channel but not yet received).
 bool disarm_locked(TimerState* st) {
   bool was = st->pending;
   st->pending = false;
@@ -61,14 +69,19 @@ bool disarm_locked(TimerState* st) {
     if (rt::timer_del(&st->armed->t)) delete st->armed;
     st->armed = nullptr;
   }
-  // Go 1.23: a value delivered by the old schedule but not received is gone.
-  if (st->ch) st->ch.try_recv();
+  // Go 1.23: a value delivered by the old schedule but not received is gone,
+  // and such a timer still counts as pending (the program never saw it
+  // expire), so `if (!t.stop()) t.c().recv();` cannot block forever.
+  if (st->core != nullptr) {
+    std::optional<Clock::time_point> drop;
+    if (chan_recv(st->core, &drop, false) == RecvResult::value) was = true;
+  }
   return was;
 }
 
 std::int64_t ns_from_now(Clock::duration d) {
   std::int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-  return rt::mono_now_ns() + (ns > 0 ? ns : 0);
+  return rt::deadline_after_ns(ns);
 }
 
 void fire(rt::Timer* t) {
@@ -85,7 +98,7 @@ void fire(rt::Timer* t) {
       // Ticker: deliver if there is room (a slow receiver misses ticks), then
       // re-arm at the next multiple of the period after now.
       Clock::time_point now = Clock::now();
-      st->ch.try_send(now);
+      chan_send(st->core, &now, false);
       std::int64_t p = std::chrono::duration_cast<std::chrono::nanoseconds>(st->period).count();
       std::int64_t next = when + p;
       std::int64_t now_ns = rt::mono_now_ns();
@@ -93,9 +106,9 @@ void fire(rt::Timer* t) {
       arm_locked(st.get(), next);
     } else {
       st->pending = false;
-      if (st->ch) {
+      if (st->core != nullptr) {
         Clock::time_point now = Clock::now();
-        st->ch.try_send(now);
+        chan_send(st->core, &now, false);
       } else {
         run = st->fn;
       }
@@ -112,7 +125,12 @@ Chan<Clock::time_point> after(Clock::duration d) { return Timer(d).c(); }
 
 Timer::Timer(Clock::duration d, std::function<void()> fn) : st_(std::make_shared<detail::TimerState>()) {
   rt::ensure_started();
-  if (fn) st_->fn = std::move(fn); else st_->ch = Chan<Clock::time_point>(1);
+  if (fn) {
+    st_->fn = std::move(fn);
+  } else {
+    st_->ch = Chan<Clock::time_point>(1);
+    st_->core = detail::core_of(st_->ch);
+  }
   std::lock_guard<detail::RawMutex> lk(st_->m);
   detail::arm_locked(st_.get(), detail::ns_from_now(d));
 }
@@ -136,28 +154,52 @@ Timer after_func_impl(Clock::duration d, std::function<void()> fn) {
   return Timer(d, std::move(fn));
 }
 
+// A ticker lives while a Ticker handle or a handle to its channel does (Go:
+// the channel keeps the ticker alive, so `auto c = Ticker(d).c();` ticks).
+// The Owner, shared by the Ticker handles, holds one channel handle; the
+// channel's last-handle hook stops the ticker once the Owner's handle and
+// every user's handle are gone, before the channel is freed.
 struct Ticker::Owner {
   std::shared_ptr<detail::TimerState> st;
-  ~Owner() {
-    std::lock_guard<detail::RawMutex> lk(st->m);
-    detail::disarm_locked(st.get());
-  }
+  Chan<Clock::time_point> ch;
 };
+
+namespace {
+// The channel's last handle is going: stop the ticker and forget the core
+// (a fire running now finishes first: it holds m). `arg` is a heap
+// shared_ptr keeping the state alive until here.
+void ticker_channel_gone(void* arg) {
+  auto* keep = static_cast<std::shared_ptr<detail::TimerState>*>(arg);
+  {
+    std::lock_guard<detail::RawMutex> lk((*keep)->m);
+    detail::disarm_locked(keep->get());
+    (*keep)->core = nullptr;
+  }
+  delete keep;
+}
+}  // namespace
 
 Ticker::Ticker(Clock::duration d) {
   if (d <= Clock::duration::zero()) throw panic_error("non-positive interval for NewTicker");
   rt::ensure_started();
   auto st = std::make_shared<detail::TimerState>();
-  st->ch = Chan<Clock::time_point>(1);
+  Chan<Clock::time_point> ch(1);
+  st->core = detail::core_of(ch);
   st->period = d;
+  detail::chan_on_last_handle(st->core, &ticker_channel_gone, new std::shared_ptr<detail::TimerState>(st));
   {
     std::lock_guard<detail::RawMutex> lk(st->m);
     detail::arm_locked(st.get(), detail::ns_from_now(d));
   }
-  owner_ = std::shared_ptr<Owner>(new Owner{std::move(st)});
+  owner_ = std::make_shared<Owner>(Owner{std::move(st), std::move(ch)});
 }
 
-Chan<Clock::time_point> Ticker::c() const { return owner_->st->ch; }
+Chan<Clock::time_point> Ticker::c() const { return owner_->ch; }
+
+Chan<Clock::time_point> tick(Clock::duration d) {
+  if (d <= Clock::duration::zero()) return Chan<Clock::time_point>();  // Go: Tick returns nil
+  return Ticker(d).c();
+}
 
 void Ticker::stop() const {
   std::lock_guard<detail::RawMutex> lk(owner_->st->m);
