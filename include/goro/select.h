@@ -14,7 +14,20 @@
 // channel panics "send on closed channel" when chosen. The same channel may
 // appear in several cases, for sending and receiving alike. With no cases
 // (or only nil channels) and no default, select blocks forever.
-// The value of a send case is moved from only if that case runs.
+// send(c, v) builds the case's own T from v when the case is made (before
+// select runs), as Go evaluates `c <- v` operands on entry: an rvalue v is
+// moved into the case at once, whichever case runs.
+//
+// Leaving a loop from a case: a handler is a lambda, so `return` or `break`
+// inside it cannot leave the enclosing function or loop. Use the index that
+// select returns (as Go code uses a labelled break):
+//
+//   for (;;) {
+//     std::size_t i = goro::select(
+//         goro::recv(jobs, [&](int job) { process(job); }),
+//         goro::recv(ctx.done()));
+//     if (i == 1) return ctx.err();   // case <-ctx.Done(): return ctx.Err()
+//   }
 #pragma once
 
 #include <goro/chan.h>
@@ -35,13 +48,43 @@ struct NoHandler {
   void operator()(A&&...) const {}
 };
 
+// The three handler forms of a receive case, tried in this order:
+//   fn(std::optional<T>)  case v, ok := <-c   (nullopt once closed)
+//   fn(T)                 case v := <-c       (T{} once closed, Go's zero value)
+//   fn()                  case <-c
+template <class T, class F>
+inline constexpr bool kRecvTakesOptional = std::is_invocable_v<F&, std::optional<T>&&>;
+template <class T, class F>
+inline constexpr bool kRecvTakesValue = !kRecvTakesOptional<T, F> && std::is_invocable_v<F&, T&&>;
+template <class T, class F>
+inline constexpr bool kRecvTakesNothing =
+    !kRecvTakesOptional<T, F> && !kRecvTakesValue<T, F> && std::is_invocable_v<F&>;
+
 template <class T, class F>
 struct RecvCase {
+  static_assert(kRecvTakesOptional<T, F> || kRecvTakesValue<T, F> || kRecvTakesNothing<T, F>,
+                "goro::recv(c, fn): fn must be callable as fn(std::optional<T>) (case v, ok := <-c), "
+                "fn(T) (case v := <-c; T{} once closed) or fn() (case <-c)");
+  static_assert(!kRecvTakesValue<T, F> || std::is_default_constructible_v<T>,
+                "goro::recv(c, fn) with fn(T): T must be default-constructible (it receives T{} once the "
+                "channel is closed); take std::optional<T> instead");
   ChanCore* chan;
   F fn;
   std::optional<T> slot;
   void fill(SelectCase& sc) { sc = {chan, &slot, false, false}; }
-  void run(const SelectCase&) { std::invoke(fn, std::move(slot)); }
+  void run(const SelectCase&) {
+    if constexpr (kRecvTakesOptional<T, F>) {
+      std::invoke(fn, std::move(slot));
+    } else if constexpr (kRecvTakesValue<T, F>) {
+      if (slot) {
+        std::invoke(fn, std::move(*slot));
+      } else {
+        std::invoke(fn, T{});
+      }
+    } else {
+      std::invoke(fn);
+    }
+  }
 };
 
 template <class T, class F>
@@ -64,7 +107,9 @@ template <class F>
 struct is_default<DefaultCase<F>> : std::true_type {};
 }  // namespace detail
 
-// case v, ok := <-c: fn(std::optional<T>) with the value, or nullopt if closed.
+// case v, ok := <-c: fn(std::optional<T>) with the value, or nullopt if
+// closed. Also fn(T) (case v := <-c: T{} once closed) and fn() (case <-c);
+// recv(c) alone drops the value.
 template <class T, class F = detail::NoHandler>
 detail::RecvCase<T, std::decay_t<F>> recv(const Chan<T>& c, F&& fn = {}) {
   return {detail::core_of(c), std::forward<F>(fn), std::nullopt};

@@ -14,7 +14,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <source_location>
+
+#include <goro/detail/spawn.h>
 
 #include "arch/sanitizer.h"
 #include "stack/stack.h"
@@ -44,8 +45,9 @@ struct G {
   bool closure_on_heap = false;
   std::size_t closure_align = 16;  // of the heap closure
 
-  // --- scheduling. `status` is written with release by whoever changes it;
-  // ready() reads it with acquire to check misuse.
+  // --- scheduling. `status` is bookkeeping for diagnostics: written
+  // (relaxed) by whoever changes the G's state, never read to synchronize;
+  // the run queues and park/ready order everything else.
   std::atomic<GStatus> status{GStatus::idle};
   bool is_thread = false;
   std::uint8_t stack_class = 0;
@@ -53,7 +55,7 @@ struct G {
 
   // --- identity and diagnostics (goroutine dumps, panics)
   std::uint64_t id = 0;
-  std::source_location where;             // spawn site
+  detail::SourceSite where;               // spawn site
   const char* wait_reason = nullptr;      // set while parked: "chan receive", "sleep", ...
   std::int64_t wait_since_ns = 0;         // coarse monotonic time of the park
   G* all_next = nullptr;                  // allgs link, immutable once published

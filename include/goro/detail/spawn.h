@@ -6,11 +6,16 @@
 // state); the header constructs the decay-copied callable and arguments there
 // and gives the runtime a thunk that invokes and then destroys them.
 //
-// `go` cannot take a defaulted std::source_location after its argument pack,
-// so the first parameter is a Spawnable: a non-deduced wrapper implicitly
+// `go` cannot take a defaulted source location after its argument pack, so
+// the first parameter is a Spawnable: a non-deduced wrapper implicitly
 // converted from the callable at the call site, whose converting constructor
-// has the defaulted source_location. The wrapper only refers to the callable;
-// it lives until the end of the full expression that calls `go`.
+// has a defaulted SourceSite. The wrapper only refers to the callable; it
+// lives until the end of the full expression that calls `go`.
+//
+// SourceSite stands in for std::source_location, which Debian 12's clang 14
+// cannot use with libstdc++ 12 (no __builtin_source_location): the
+// __builtin_FILE/LINE/FUNCTION family, which g++ and clang both evaluate at
+// the call site when used as default arguments, gives the same.
 #pragma once
 
 #include <goro/export.h>
@@ -18,7 +23,6 @@
 #include <cstddef>
 #include <functional>
 #include <new>
-#include <source_location>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -34,6 +38,20 @@ struct SpawnOptions {
 
 namespace detail {
 
+// Where a goroutine was spawned: file, line and function of the `go` call.
+struct SourceSite {
+  const char* file = "";
+  unsigned line_no = 0;
+  const char* function = "";
+  static constexpr SourceSite current(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE(),
+                                      const char* function = __builtin_FUNCTION()) noexcept {
+    return SourceSite{file, line, function};
+  }
+  constexpr const char* file_name() const noexcept { return file; }
+  constexpr unsigned line() const noexcept { return line_no; }
+  constexpr const char* function_name() const noexcept { return function; }
+};
+
 struct GHandle;  // the runtime's goroutine descriptor, opaque here
 
 // Reserves a goroutine descriptor and `size` bytes of closure storage aligned
@@ -42,7 +60,7 @@ GORO_EXPORT GHandle* g_alloc(std::size_t size, std::size_t align, void** storage
 // Makes the goroutine runnable. `thunk(storage)` runs on the new goroutine and
 // must destroy what it constructed in storage before returning.
 GORO_EXPORT void g_start(GHandle* g, void (*thunk)(void*), const SpawnOptions* opts,
-                         const std::source_location& where);
+                         const SourceSite& where);
 
 template <class Fn, class... Args>
 struct Closure {
@@ -60,7 +78,7 @@ struct Closure {
 };
 
 template <class Fn, class... Args>
-void spawn_closure(const SpawnOptions* opts, const std::source_location& where, Fn&& fn,
+void spawn_closure(const SpawnOptions* opts, const SourceSite& where, Fn&& fn,
                    Args&&... args) {
   using C = Closure<std::decay_t<Fn>, std::decay_t<Args>...>;
   void* storage = nullptr;
@@ -69,24 +87,36 @@ void spawn_closure(const SpawnOptions* opts, const std::source_location& where, 
   g_start(g, &C::thunk, opts, where);
 }
 
+// go(f, args...) calls f with rvalues of decay-copied arguments, as
+// std::thread does; a reference parameter cannot bind to them.
+template <class F, class... Args>
+inline constexpr bool kSpawnInvocable = std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>;
+
 template <class... Args>
 class Spawnable {
  public:
   template <class F>
-    requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
-  Spawnable(F&& f, std::source_location where = std::source_location::current())  // NOLINT: implicit by design
+    requires(!std::is_same_v<std::remove_cvref_t<F>, SpawnOptions>)
+  Spawnable(F&& f, SourceSite where = SourceSite::current())  // NOLINT: implicit by design
       : where_(where) {
-    if constexpr (std::is_function_v<std::remove_reference_t<F>>) {
-      fnptr_ = reinterpret_cast<void (*)()>(&f);
-      launch_ = [](const Spawnable& s, const SpawnOptions* o, Args&&... a) {
-        spawn_closure(o, s.where_, reinterpret_cast<std::decay_t<F>>(s.fnptr_), std::forward<Args>(a)...);
-      };
-    } else {
-      obj_ = const_cast<void*>(static_cast<const volatile void*>(std::addressof(f)));
-      launch_ = [](const Spawnable& s, const SpawnOptions* o, Args&&... a) {
-        spawn_closure(o, s.where_, std::forward<F>(*static_cast<std::remove_reference_t<F>*>(s.obj_)),
-                      std::forward<Args>(a)...);
-      };
+    static_assert(kSpawnInvocable<F, Args...>,
+                  "goro::go(f, args...): f cannot be called with these arguments. They are decay-copied "
+                  "into the goroutine, as std::thread copies them: to pass a reference, wrap the "
+                  "argument in std::ref or std::cref (and keep the object alive while the goroutine "
+                  "uses it)");
+    if constexpr (kSpawnInvocable<F, Args...>) {
+      if constexpr (std::is_function_v<std::remove_reference_t<F>>) {
+        fnptr_ = reinterpret_cast<void (*)()>(&f);
+        launch_ = [](const Spawnable& s, const SpawnOptions* o, Args&&... a) {
+          spawn_closure(o, s.where_, reinterpret_cast<std::decay_t<F>>(s.fnptr_), std::forward<Args>(a)...);
+        };
+      } else {
+        obj_ = const_cast<void*>(static_cast<const volatile void*>(std::addressof(f)));
+        launch_ = [](const Spawnable& s, const SpawnOptions* o, Args&&... a) {
+          spawn_closure(o, s.where_, std::forward<F>(*static_cast<std::remove_reference_t<F>*>(s.obj_)),
+                        std::forward<Args>(a)...);
+        };
+      }
     }
   }
   void launch(const SpawnOptions* opts, Args&&... args) const {
@@ -97,7 +127,7 @@ class Spawnable {
   void* obj_ = nullptr;
   void (*fnptr_)() = nullptr;
   void (*launch_)(const Spawnable&, const SpawnOptions*, Args&&...) = nullptr;
-  std::source_location where_;
+  SourceSite where_;
 };
 
 GORO_EXPORT void run_main(void* ctx, void (*fn)(void*));
