@@ -6,9 +6,10 @@
 // its nearest cancellable ancestor (`attached_to`), which holds it in
 // `children` until either ends: the ancestor's cancel cancels it, and its own
 // cancel removes it (no leak when many short-lived children come and go).
-// Lock order: a node's m is never held while taking another node's m, except
-// parent before child is never needed: cancel collects the children under the
-// node's lock, releases it, then cancels each child.
+// Lock order: an ancestor's m before its child's m, and only in attach().
+// cancel never holds two: it collects the children under its own m,
+// releases it, then cancels each child, and detaching from its ancestor
+// takes only the ancestor's m.
 #include "goro/context.h"
 
 #include <mutex>

@@ -1,9 +1,10 @@
 // src/sched/fatal.cc: fatal errors, unrecovered panics, and the SIGSEGV
 // handler that reports goroutine stack overflows.
 //
-// Everything that runs in the signal handler is async-signal-safe: write(2),
-// _exit, reads of the current P's G and of that G's stack bounds (written
-// only by this thread before the G started running).
+// Everything that runs in the signal handler, and fatal(), is
+// async-signal-safe: MsgBuf's plain stores, write(2), _exit, reads of the
+// current P's G and of that G's stack bounds (written only by this thread
+// before the G started running).
 #include "sched/fatal.h"
 
 #include <signal.h>
@@ -23,8 +24,7 @@ namespace goro::rt {
 
 namespace {
 
-void write_all(const char* s) {
-  std::size_t n = std::strlen(s);
+void write_all(const char* s, std::size_t n) {
   while (n > 0) {
     ssize_t w = ::write(2, s, n);
     if (w <= 0) return;
@@ -33,15 +33,38 @@ void write_all(const char* s) {
   }
 }
 
-// Formats "goroutine N, created at file:line" for g into buf.
-void describe(G* g, char* buf, std::size_t n) {
+// A fixed buffer with the two formatting steps the reports need, built from
+// plain stores so that it is async-signal-safe (snprintf is not: it may take
+// locale locks or allocate). Truncates silently when full.
+struct MsgBuf {
+  char buf[1024];
+  std::size_t len = 0;
+  MsgBuf& str(const char* s) {
+    if (s == nullptr) s = "?";
+    while (*s != '\0' && len < sizeof buf) buf[len++] = *s++;
+    return *this;
+  }
+  MsgBuf& num(unsigned long long v) {
+    char tmp[24];
+    int n = 0;
+    do {
+      tmp[n++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    while (n > 0 && len < sizeof buf) buf[len++] = tmp[--n];
+    return *this;
+  }
+  void write() const { write_all(buf, len); }
+};
+
+// Appends "goroutine N [running], created at file:line in function" for g.
+void describe(G* g, MsgBuf& m) {
   if (g == nullptr) {
-    std::snprintf(buf, n, "on a plain thread");
+    m.str("on a plain thread");
     return;
   }
-  std::snprintf(buf, n, "goroutine %llu [running], created at %s:%u in %s",
-                static_cast<unsigned long long>(g->id), g->where.file_name(),
-                static_cast<unsigned>(g->where.line()), g->where.function_name());
+  m.str("goroutine ").num(g->id).str(" [running], created at ").str(g->where.file_name()).str(":");
+  m.num(g->where.line()).str(" in ").str(g->where.function_name());
 }
 
 struct sigaction g_old_segv;
@@ -50,15 +73,11 @@ struct sigaction g_old_bus;
 void fault_handler(int sig, siginfo_t* info, void* uctx) {
   G* g = current_g();
   if (g != nullptr && g->stack != nullptr && stack_guard_hit(info->si_addr, g->stack)) {
-    char buf[768];
-    std::snprintf(buf, sizeof buf,
-                  "fatal error: stack overflow\n\n%llu-byte stack exhausted in goroutine %llu, "
-                  "created at %s:%u\n(raise it with goro::SpawnOptions::stack_size or "
-                  "goro::set_default_stack_size)\n",
-                  static_cast<unsigned long long>(g->stack->size()),
-                  static_cast<unsigned long long>(g->id), g->where.file_name(),
-                  static_cast<unsigned>(g->where.line()));
-    write_all(buf);
+    MsgBuf m;
+    m.str("fatal error: stack overflow\n\n").num(g->stack->size()).str("-byte stack exhausted in goroutine ");
+    m.num(g->id).str(", created at ").str(g->where.file_name()).str(":").num(g->where.line());
+    m.str("\n(raise it with goro::SpawnOptions::stack_size or goro::set_default_stack_size)\n");
+    m.write();
     _exit(2);
   }
   // Not ours: hand over to whatever handler was there before, or die of the
@@ -78,11 +97,10 @@ void fault_handler(int sig, siginfo_t* info, void* uctx) {
 }  // namespace
 
 void fatal(const char* msg) {
-  char buf[1024];
-  char who[512];
-  describe(current_g(), who, sizeof who);
-  std::snprintf(buf, sizeof buf, "fatal error: %s\n\n%s\n", msg, who);
-  write_all(buf);
+  MsgBuf m;
+  m.str("fatal error: ").str(msg).str("\n\n");
+  describe(current_g(), m);
+  m.str("\n").write();
   _exit(2);
 }
 
@@ -94,10 +112,10 @@ void die_of_panic(G* g, std::exception_ptr e) {
     what = ex.what();
   } catch (...) {
   }
-  char who[512];
-  describe(g, who, sizeof who);
+  MsgBuf who;
+  describe(g, who);
   std::fflush(stdout);
-  std::fprintf(stderr, "panic: %s\n\n%s\n", what.c_str(), who);
+  std::fprintf(stderr, "panic: %s\n\n%.*s\n", what.c_str(), static_cast<int>(who.len), who.buf);
   std::fflush(stderr);
   _exit(2);
 }

@@ -206,3 +206,20 @@ TEST(ErrcTest, RegisteredWithErrorCode) {
 
 }  // namespace
 }  // namespace goro::test
+
+// Not ported from Go's src/context/x_test.go and context_test.go, and why:
+//  - TestTODO: context.TODO is background() under another name; goro has no
+//    TODO.
+//  - TestAllocs: Go's allocation counts per call, not a behaviour.
+//  - TestSimultaneousCancels, TestInterlockedCancels, TestLayersCancel,
+//    TestLayersTimeout: cancellation through trees of contexts from many
+//    goroutines; covered by CancelFromPlainThreadsAndGoroutinesAtOnce and
+//    TestParentFinishesChild (not ported one by one yet).
+//  - TestWithCancelCanceledParent, TestDeadlineExceededSupportsTimeout: the
+//    first is covered by a child of a done parent being cancelled at
+//    creation (TestParentFinishesChild); the second tests Go's net.Error
+//    Timeout() method, which std::error_code has no counterpart of.
+//  - TestWithValueChecksKey, TestInvalidDerivedFail, TestCustomContextGoroutines:
+//    Go's checks of comparable key types, nil parents and user-defined
+//    Context implementations; goro's keys are typed ContextKey<T> objects
+//    and Context is a concrete type.

@@ -215,3 +215,6 @@ TEST_P(Powser1, Powser1) {
 
 }  // namespace
 }  // namespace goro::test
+
+// Not ported: nothing else from powser1.go; its twin powser2.go (interface-
+// typed rationals) is the same computation and is not ported separately.

@@ -1,8 +1,12 @@
-// Ports of Go's src/time/sleep_test.go and tick_test.go cases about Stop,
-// Reset and AfterFunc, by description (re-implemented, not copied): TestAfterFunc,
-// TestAfterStress-like, TestTimerStopStress, TestSleepZeroDeadlock-like,
-// TestReset, TestAfterFuncStop, TestTimerStopped (Go 1.23: no stale value after
-// Stop/Reset), TestTicker, TestTickerStopWithDirectInitialization-like.
+// Ports of Go's src/time/sleep_test.go and tick_test.go (Go 1.19, plus Go
+// 1.23's timer-channel semantics), by description (re-implemented, not
+// copied), Go's test names kept: TestAfterFunc, TestAfterStress, TestAfter,
+// TestAfterStop, TestTimerStopStress, TestSleepZeroDeadlock, TestReset,
+// TestOverflowSleep, TestTimerModifiedEarlier, TestTicker, TestTeardown,
+// TestTick, TestNewTickerLtZeroDuration, TestTickerResetLtZeroDuration; and
+// goro's own: TestAfterFuncStop, TestTimerStoppedNoStaleValue (Go 1.23),
+// TimerDueWhileReceiverParks, TestTickerDropsTicksForSlowReceivers. The Go
+// tests not ported are listed, with the reason, at the end.
 #include <atomic>
 
 #include "common.h"
@@ -49,16 +53,27 @@ TEST_P(GoTime, TestAfterFuncStop) {
   });
 }
 
+// Go's TestTimerStopStress: many timers stopped well before they are due
+// never fire. Go's waits 3 s for 2 s timers; here 300 ms timers, stopped
+// after 1 ms, and main waits past their deadline before checking, so a
+// timer that fired is counted while the test still runs.
 TEST_P(GoTime, TestTimerStopStress) {
   run([] {
+    std::atomic<int> fired{0}, stopped{0};
+    WaitGroup wg;
     for (int i = 0; i < 100; ++i) {
-      go([i] {
-        Timer t = after_func(2s, [i] { ADD_FAILURE() << "timer " << i << " was not stopped"; });
+      wg.add(1);
+      go([&] {
+        Timer t = after_func(300ms, [&] { fired.fetch_add(1); });
         sleep_for(1ms);
-        t.stop();
+        if (t.stop()) stopped.fetch_add(1);
+        wg.done();
       });
     }
-    sleep_for(20ms);
+    wg.wait();
+    sleep_for(400ms);  // past every deadline: a timer not stopped has run by now
+    EXPECT_EQ(stopped.load(), 100);
+    EXPECT_EQ(fired.load(), 0);
   });
 }
 
@@ -134,14 +149,163 @@ TEST_P(GoTime, TimerDueWhileReceiverParks) {
 }
 
 // A slow receiver misses ticks: the channel holds one.
+// A receiver slower than the ticker misses ticks instead of queueing them:
+// after sleeping ten periods it gets the one stale tick the channel holds,
+// and then a fresh one, stamped after it started receiving (with queued
+// ticks, the second would be the stale second tick, ~20 ms in).
 TEST_P(GoTime, TestTickerDropsTicksForSlowReceivers) {
   run([] {
-    Ticker tk(1ms);
-    sleep_for(10ms);
-    EXPECT_LE(tk.c().size(), 1u);
-    EXPECT_TRUE(tk.c().recv().has_value());
+    auto start = Clock::now();
+    Ticker tk(10ms);
+    sleep_for(100ms);
+    auto receiving = Clock::now();
+    auto stale = tk.c().recv();
+    auto fresh = tk.c().recv();
+    ASSERT_TRUE(stale && fresh);
+    EXPECT_LT(*stale - start, receiving - start);
+    EXPECT_GE(*fresh, receiving);
   });
+}
+
+// TestAfterStress: a goroutine sleeping 1 ns in a loop while main takes 100
+// ticks of a 1 ns ticker; neither starves the other.
+TEST_P(GoTime, TestAfterStress) {
+  run([] {
+    std::atomic<bool> stop{false};
+    WaitGroup wg;
+    wg.add(1);
+    go([&] {
+      while (!stop.load()) sleep_for(1ns);
+      wg.done();
+    });
+    Ticker tk(1ns);
+    for (int i = 0; i < 100; ++i) EXPECT_TRUE(tk.c().recv().has_value());
+    tk.stop();
+    stop = true;
+    wg.wait();
+  });
+}
+
+// TestSleepZeroDeadlock: sleep_for(0) returns at once and leaves the
+// goroutine runnable (Go once left it marked waiting, so it never woke),
+// while another goroutine keeps the scheduler busy.
+TEST_P(GoTime, TestSleepZeroDeadlock) {
+  run([] {
+    Chan<bool> c(0);
+    go([c] {
+      for (int i = 0; i < 100; ++i) yield();
+      c.send(true);
+    });
+    for (int i = 0; i < 100; ++i) {
+      sleep_for(0ns);
+      Chan<bool> tmp(1);
+      tmp.send(true);
+      tmp.recv();
+    }
+    c.recv();
+  });
+}
+
+// TestAfterStop: timers and after_funcs stopped before they are due never
+// deliver, even after a later timer has fired; stop twice returns false.
+TEST_P(GoTime, TestAfterStop) {
+  run([] {
+    after_func(100ms, [] {});
+    Timer t0(50ms);
+    Chan<bool> c1(1);
+    Timer t1 = after_func(150ms, [c1] { c1.send(true); });
+    auto c2 = after(200ms);
+    EXPECT_TRUE(t0.stop()) << "failed to stop event 0";
+    EXPECT_TRUE(t1.stop()) << "failed to stop event 1";
+    c2.recv();
+    std::size_t i = select(recv(t0.c()), recv(c1), default_case());
+    EXPECT_EQ(i, 2u) << (i == 0 ? "event 0 was not stopped" : "event 1 was not stopped");
+    EXPECT_FALSE(t1.stop()) << "stop returned true twice";
+  });
+}
+
+// TestOverflowSleep: the largest duration never fires (it must not wrap
+// around to the past) and the most negative one fires at once.
+TEST_P(GoTime, TestOverflowSleep) {
+  run([] {
+    constexpr auto big = Clock::duration::max();
+    constexpr auto neg = Clock::duration::min();
+    go([] {
+      sleep_for(big);
+      ADD_FAILURE() << "big sleep returned";
+    });
+    EXPECT_EQ(select(recv(after(big)), recv(after(25ms))), 1u) << "big timeout fired";
+    sleep_for(neg);  // returns at once
+    EXPECT_EQ(select(recv(after(neg)), recv(after(1s))), 0u) << "negative timeout did not fire";
+    Timer t(big);
+    EXPECT_TRUE(t.reset(big));
+    EXPECT_TRUE(t.stop());
+  });
+}
+
+// TestTimerModifiedEarlier: a timer reset again and again to a time in the
+// past fires promptly (Go: within 8 s; here the same one-sided bound).
+TEST_P(GoTime, TestTimerModifiedEarlier) {
+  run([] {
+    const Clock::duration past = -1h;
+    for (std::size_t i = 0; i < scaled(1000); ++i) {
+      Timer timer(1h);
+      for (int j = 0; j < 10; ++j) {
+        if (!timer.stop()) timer.c().recv();
+        timer.reset(past);
+      }
+      auto start = Clock::now();
+      std::size_t got = select(recv(timer.c()), recv(after(10s)));
+      ASSERT_EQ(got, 0u) << "deadline expired";
+      EXPECT_LT(Clock::now() - start, 8s);
+    }
+  });
+}
+
+// TestTeardown: tickers made and stopped one after another, each ticking
+// before it is stopped.
+TEST_P(GoTime, TestTeardown) {
+  run([] {
+    for (int i = 0; i < 3; ++i) {
+      Ticker tk(1ms);
+      tk.c().recv();
+      tk.stop();
+    }
+  });
+}
+
+// TestTick: time.Tick with a non-positive duration returns nil.
+TEST_P(GoTime, TestTick) {
+  EXPECT_FALSE(tick(-1ns));
+  EXPECT_FALSE(tick(0ns));
+  EXPECT_TRUE(tick(1h));
+}
+
+// TestNewTickerLtZeroDuration / TestTickerResetLtZeroDuration: a
+// non-positive period panics with Go's messages.
+TEST_P(GoTime, TestNewTickerLtZeroDuration) {
+  EXPECT_EQ(panic_message([] { Ticker t(-1ns); }), "non-positive interval for NewTicker");
+}
+
+TEST_P(GoTime, TestTickerResetLtZeroDuration) {
+  Ticker tk(1h);
+  EXPECT_EQ(panic_message([&] { tk.reset(0ns); }), "non-positive interval for Ticker.Reset");
 }
 
 }  // namespace
 }  // namespace goro::test
+
+// Not ported from sleep_test.go and tick_test.go, and why:
+//  - TestSleep, TestAfterTick, TestAfterQueuing, TestAdjustTimers (and
+//    the timing halves of TestTicker): they assert elapsed wall time within
+//    two-sided bounds, which this suite does not do on a shared machine;
+//    deadline order is covered by Runtime.SleepersWakeInDeadlineOrder and
+//    tick delivery by TestTicker.
+//  - TestZeroTimer, TestZeroTimerResetPanics, TestZeroTimerStopPanics,
+//    TestTickerStopWithDirectInitialization: Go's zero-value Timer/Ticker
+//    structs; goro's Timer and Ticker have no default or direct
+//    initialization to misuse.
+//  - TestIssue5745 (a panicking timer callback and Go's deferred timer
+//    state), TestOverflowPeriodRuntimeTimer (Go's internal runtime timer):
+//    Go runtime internals with no goro counterpart; a throwing after_func
+//    body is an ordinary goroutine panic (tests/unit/death_test.cc).

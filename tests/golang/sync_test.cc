@@ -459,3 +459,18 @@ TEST_P(GoSync, TestErrGroupLimit) {
 
 }  // namespace
 }  // namespace goro::test
+
+// Not ported from Go's sync tests, and why:
+//  - mutex_test.go TestSemaphore: Go's internal runtime semaphore
+//    (runtime_Semacquire), not a public API.
+//  - cond_test.go TestCondSignalGenerations: relies on Go's notifyList
+//    ticket order between successive Signal calls; goro's Cond is FIFO,
+//    checked by TestCondSignal and TestCondBroadcast.
+//  - cond_test.go TestRace: a smoke test of Wait/Signal interleaving that
+//    TestCondSignalStealing and the stress tests cover.
+//  - cond_test.go TestCondCopy: Go's runtime check against copying a used
+//    Cond; goro's Cond is not copyable (a compile error).
+//  - rwmutex_test.go TestRLocker: Go's RLocker adapter; goro's RWMutex meets
+//    SharedLockable instead, so std::shared_lock is the adapter (ported as
+//    shared locking above).
+//  - waitgroup_test.go: ported in tests/unit/waitgroup_test.cc.

@@ -442,3 +442,14 @@ TEST_P(GoChan, Goroutines) {
 
 }  // namespace
 }  // namespace goro::test
+
+// Not ported from Go's test/chan directory, and why:
+//  - select2.go: measures the garbage collector's heap growth.
+//  - select5.go: generates Go source code for the compiler to check.
+//  - perm.go: an errorcheck test of channel direction rules for Go's
+//    compiler (goro's direction views are checked by the C++ compiler).
+//  - powser2.go: powser1.go again with interface-typed rationals; ported as
+//    powser1 in powser1_test.cc.
+//  - select8.go: break statements inside select cases, a gccgo compiler bug
+//    with no counterpart in a library (see select.h for leaving a loop from
+//    a case).

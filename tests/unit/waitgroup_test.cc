@@ -106,3 +106,9 @@ TEST_P(WaitGroupTest, ManyWaitersGoroutinesAndThreads) {
 
 }  // namespace
 }  // namespace goro::test
+
+// Not ported from Go's src/sync/waitgroup_test.go, and why:
+//  - TestWaitGroupRace: Go's race-detector test of Add/Wait reuse; the
+//    tsan preset runs every test here with TSan instead.
+//  - TestWaitGroupAlign: the 64-bit alignment of Go's state word on 32-bit
+//    platforms; goro's std::atomic<uint64_t> is aligned by the compiler.
