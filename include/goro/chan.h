@@ -23,7 +23,9 @@
 #include <goro/detail/chan_core.h>
 #include <goro/panic.h>
 
+#include <compare>
 #include <cstddef>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <utility>
@@ -33,9 +35,18 @@ namespace goro {
 template <class T>
 class Chan;
 
+template <class T>
+class SendChan;
+template <class T>
+class RecvChan;
+
 namespace detail {
 template <class T>
 ChanCore* core_of(const Chan<T>& c) noexcept;
+template <class T>
+ChanCore* core_of(const SendChan<T>& c) noexcept;
+template <class T>
+ChanCore* core_of(const RecvChan<T>& c) noexcept;
 }  // namespace detail
 
 template <class T>
@@ -91,7 +102,13 @@ class Chan {
   std::size_t capacity() const noexcept { return detail::chan_cap(core_); }  // cap(c)
 
   explicit operator bool() const noexcept { return core_ != nullptr; }  // c != nil
+  // c1 == c2: the same channel. <=> orders channels by identity (no meaning
+  // beyond that), so a Chan can key a std::map; std::hash<Chan<T>> below
+  // serves std::unordered_map (Go: channels as map keys).
   friend bool operator==(const Chan& a, const Chan& b) noexcept { return a.core_ == b.core_; }
+  friend std::strong_ordering operator<=>(const Chan& a, const Chan& b) noexcept {
+    return std::compare_three_way{}(a.core_, b.core_);
+  }
 
   // for (T v : c): receives until closed and drained (for v := range c).
   // As Go evaluates the range expression once, the iterator holds its own
@@ -129,11 +146,90 @@ Chan<T> make_chan(std::size_t capacity = 0) {
   return Chan<T>(capacity);
 }
 
+// SendChan<T> (Go's chan<- T) and RecvChan<T> (<-chan T): views of a channel
+// with only one side, so `func worker(jobs <-chan int, results chan<- int)`
+// keeps its meaning: a function taking RecvChan<int> cannot send on it or
+// close it. Both are handles (copies share the channel), converted
+// implicitly from Chan<T>, compared and hashed like it, and accepted by the
+// matching select cases (recv for RecvChan, send for SendChan). A
+// default-constructed view is nil.
+template <class T>
+class SendChan {
+ public:
+  using value_type = T;
+  SendChan() noexcept = default;
+  SendChan(Chan<T> c) noexcept : c_(std::move(c)) {}  // NOLINT: implicit, as Go converts chan T to chan<- T
+
+  void send(T v) const { c_.send(std::move(v)); }
+  bool try_send(T& v) const { return c_.try_send(v); }
+  void close() const { c_.close(); }
+  std::size_t size() const noexcept { return c_.size(); }
+  std::size_t capacity() const noexcept { return c_.capacity(); }
+  explicit operator bool() const noexcept { return static_cast<bool>(c_); }
+  friend bool operator==(const SendChan& a, const SendChan& b) noexcept { return a.c_ == b.c_; }
+  friend std::strong_ordering operator<=>(const SendChan& a, const SendChan& b) noexcept { return a.c_ <=> b.c_; }
+
+ private:
+  friend detail::ChanCore* detail::core_of<T>(const SendChan<T>&) noexcept;
+  Chan<T> c_;
+};
+
+template <class T>
+class RecvChan {
+ public:
+  using value_type = T;
+  using iterator = typename Chan<T>::iterator;
+  RecvChan() noexcept = default;
+  RecvChan(Chan<T> c) noexcept : c_(std::move(c)) {}  // NOLINT: implicit, as Go converts chan T to <-chan T
+
+  std::optional<T> recv() const { return c_.recv(); }
+  std::optional<T> try_recv() const { return c_.try_recv(); }
+  iterator begin() const { return c_.begin(); }  // for (T v : c): receives until closed and drained
+  iterator end() const { return c_.end(); }
+  std::size_t size() const noexcept { return c_.size(); }
+  std::size_t capacity() const noexcept { return c_.capacity(); }
+  explicit operator bool() const noexcept { return static_cast<bool>(c_); }
+  friend bool operator==(const RecvChan& a, const RecvChan& b) noexcept { return a.c_ == b.c_; }
+  friend std::strong_ordering operator<=>(const RecvChan& a, const RecvChan& b) noexcept { return a.c_ <=> b.c_; }
+
+ private:
+  friend detail::ChanCore* detail::core_of<T>(const RecvChan<T>&) noexcept;
+  Chan<T> c_;
+};
+
 namespace detail {
 template <class T>
 ChanCore* core_of(const Chan<T>& c) noexcept {
   return c.core_;
 }
+template <class T>
+ChanCore* core_of(const SendChan<T>& c) noexcept {
+  return core_of(c.c_);
+}
+template <class T>
+ChanCore* core_of(const RecvChan<T>& c) noexcept {
+  return core_of(c.c_);
+}
 }  // namespace detail
 
 }  // namespace goro
+
+// Channels (and their views) as keys of unordered containers: by identity.
+template <class T>
+struct std::hash<goro::Chan<T>> {
+  std::size_t operator()(const goro::Chan<T>& c) const noexcept {
+    return std::hash<const void*>{}(goro::detail::core_of(c));
+  }
+};
+template <class T>
+struct std::hash<goro::SendChan<T>> {
+  std::size_t operator()(const goro::SendChan<T>& c) const noexcept {
+    return std::hash<const void*>{}(goro::detail::core_of(c));
+  }
+};
+template <class T>
+struct std::hash<goro::RecvChan<T>> {
+  std::size_t operator()(const goro::RecvChan<T>& c) const noexcept {
+    return std::hash<const void*>{}(goro::detail::core_of(c));
+  }
+};

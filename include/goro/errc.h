@@ -15,6 +15,8 @@ enum class errc {
   eof = 3,                // io.EOF
   closed = 4,             // net.ErrClosed: use of a closed Listener or Conn
   host_not_found = 5,     // net.DNSError IsNotFound: a name that does not resolve
+  too_long = 6,           // bufio.ErrTooLong: a line or token exceeds the reader's bound
+  unexpected_eof = 7,     // io.ErrUnexpectedEOF: the stream ended inside a read_full
 };
 
 GORO_EXPORT const std::error_category& goro_category() noexcept;

@@ -24,12 +24,15 @@
 // literals are resolved with getaddrinfo on the blocking pool
 // (goro/blocking.h), so resolution parks only the calling goroutine.
 //
-// Conn and Listener own their socket: movable, not copyable. One goroutine
-// may read while another writes; concurrent reads (or writes) on one Conn are
-// serialized. close() may be called from any goroutine or thread while
-// others are blocked on the same object: they return errc::closed, and the
-// descriptor is released only after they have left (close() waits for that),
-// so a descriptor number is never reused under a running call.
+// Conn and Listener are reference handles, like Chan and like Go's net.Conn
+// values: copies share one socket, so a reader goroutine and a writer
+// goroutine can each hold one. The socket closes at close() (through any
+// copy) or when its last handle goes. One goroutine may read while another
+// writes; concurrent reads (or writes) on one socket are serialized.
+// close() may be called from any goroutine or thread while others are
+// blocked on the same socket: they return errc::closed, and the descriptor
+// is released only after they have left (close() waits for that), so a
+// descriptor number is never reused under a running call.
 //
 // From a plain thread (not a goroutine) every call works too; blocking calls
 // block that thread.
@@ -41,6 +44,7 @@
 #include <goro/runtime.h>
 
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -56,11 +60,13 @@ struct Socket;
 class GORO_EXPORT Conn {
  public:
   Conn() noexcept = default;
+  Conn(const Conn& o) noexcept;  // shares the socket
   Conn(Conn&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
-  Conn& operator=(Conn&& o) noexcept;
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-  ~Conn();  // closes the socket if still open
+  Conn& operator=(Conn o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~Conn();  // the last handle closes the socket if still open
 
   // Reads at least one byte (blocking until some arrive), or returns 0 with
   // ec == errc::eof at end of stream. An empty buffer returns 0 at once.
@@ -102,6 +108,8 @@ class GORO_EXPORT Conn {
   // close it or make it blocking.
   int native_handle() const noexcept;
   explicit operator bool() const noexcept { return s_ != nullptr; }
+  // Handles of the same socket.
+  friend bool operator==(const Conn& a, const Conn& b) noexcept { return a.s_ == b.s_; }
 
  private:
   friend class Listener;
@@ -113,11 +121,13 @@ class GORO_EXPORT Conn {
 class GORO_EXPORT Listener {
  public:
   Listener() noexcept = default;
+  Listener(const Listener& o) noexcept;  // shares the socket
   Listener(Listener&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
-  Listener& operator=(Listener&& o) noexcept;
-  Listener(const Listener&) = delete;
-  Listener& operator=(const Listener&) = delete;
-  ~Listener();
+  Listener& operator=(Listener o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~Listener();  // the last handle closes the socket if still open
 
   // Waits for a connection. Fails with errc::closed once closed, or with a
   // system error such as EMFILE (too many open files), after which the
@@ -131,12 +141,75 @@ class GORO_EXPORT Listener {
 
   int native_handle() const noexcept;
   explicit operator bool() const noexcept { return s_ != nullptr; }
+  friend bool operator==(const Listener& a, const Listener& b) noexcept { return a.s_ == b.s_; }
 
  private:
   friend GORO_EXPORT Listener listen(std::string_view, std::error_code&);
   explicit Listener(detail::Socket* s) noexcept : s_(s) {}
   detail::Socket* s_ = nullptr;
 };
+
+// ---------------------------------------------------------------- bufio, io
+// Reader: buffered reading over a Conn (Go's bufio.Reader and
+// bufio.Scanner). It holds a handle to the Conn; use one Reader per stream
+// (what it has buffered is not seen by other readers of the Conn). Every
+// read is bounded by max_size, so a peer cannot make it buffer without
+// limit: a line or delimited token longer than that fails with
+// errc::too_long (Go's bufio.ErrTooLong), and the reader stays usable past
+// it only for read(). Errors follow goro::net: ec forms never throw; the
+// throwing forms return std::nullopt at a clean end of stream.
+class GORO_EXPORT Reader {
+ public:
+  static constexpr std::size_t kDefaultMaxSize = 64 * 1024;  // bufio.MaxScanTokenSize
+
+  explicit Reader(Conn c, std::size_t max_size = kDefaultMaxSize);
+
+  // The next line without its "\n" (nor a "\r" just before it), as
+  // bufio.Scanner's lines. A last line without "\n" is returned as a line;
+  // after it, ec == errc::eof.
+  std::string read_line(std::error_code& ec);
+  std::optional<std::string> read_line();
+
+  // Up to and including the next `delim` (bufio.Reader.ReadString). At end
+  // of stream before `delim`: what was read, with ec == errc::eof.
+  std::string read_until(char delim, std::error_code& ec);
+  std::optional<std::string> read_until(char delim);
+
+  // Exactly buf.size() bytes (io.ReadFull): errc::eof if the stream ended
+  // before the first byte, errc::unexpected_eof if it ended after some.
+  // Returns the bytes read.
+  std::size_t read_full(std::span<std::byte> buf, std::error_code& ec);
+  std::size_t read_full(std::span<char> buf, std::error_code& ec) { return read_full(std::as_writable_bytes(buf), ec); }
+  void read_full(std::span<std::byte> buf);  // throws, end of stream included
+  void read_full(std::span<char> buf) { read_full(std::as_writable_bytes(buf)); }
+
+  // Buffered bytes first, then at most one read of the Conn (Conn::read's
+  // contract: at least one byte, or 0 with errc::eof).
+  std::size_t read(std::span<std::byte> buf, std::error_code& ec);
+  std::size_t read(std::span<char> buf, std::error_code& ec) { return read(std::as_writable_bytes(buf), ec); }
+
+  // Bytes received and not yet returned.
+  std::size_t buffered() const noexcept { return buf_.size() - start_; }
+  const Conn& conn() const noexcept { return c_; }
+
+ private:
+  // Reads more into the buffer; false (ec set) on error or end of stream.
+  bool fill(std::error_code& ec);
+  std::string take(std::size_t n);  // the next n buffered bytes
+
+  Conn c_;
+  std::size_t max_;
+  std::string buf_;
+  std::size_t start_ = 0;  // buf_[start_, size) is unread
+};
+
+// io.Copy: writes everything read from src to dst until src's end of
+// stream, which is not an error; returns the bytes copied. Stops at the
+// first read or write error (ec set).
+GORO_EXPORT std::size_t copy(Conn dst, Conn src, std::error_code& ec);
+GORO_EXPORT std::size_t copy(Conn dst, Conn src);
+// The same from a Reader, its buffered bytes first.
+GORO_EXPORT std::size_t copy(Conn dst, Reader& src, std::error_code& ec);
 
 GORO_EXPORT Listener listen(std::string_view address, std::error_code& ec);
 GORO_EXPORT Listener listen(std::string_view address);

@@ -115,9 +115,21 @@ detail::RecvCase<T, std::decay_t<F>> recv(const Chan<T>& c, F&& fn = {}) {
   return {detail::core_of(c), std::forward<F>(fn), std::nullopt};
 }
 
+// The same case on a receive-only view (<-chan T).
+template <class T, class F = detail::NoHandler>
+detail::RecvCase<T, std::decay_t<F>> recv(const RecvChan<T>& c, F&& fn = {}) {
+  return {detail::core_of(c), std::forward<F>(fn), std::nullopt};
+}
+
 // case c <- v: fn() after the value was sent.
 template <class T, class V, class F = detail::NoHandler>
 detail::SendCase<T, std::decay_t<F>> send(const Chan<T>& c, V&& value, F&& fn = {}) {
+  return {detail::core_of(c), T(std::forward<V>(value)), std::forward<F>(fn)};
+}
+
+// The same case on a send-only view (chan<- T).
+template <class T, class V, class F = detail::NoHandler>
+detail::SendCase<T, std::decay_t<F>> send(const SendChan<T>& c, V&& value, F&& fn = {}) {
   return {detail::core_of(c), T(std::forward<V>(value)), std::forward<F>(fn)};
 }
 

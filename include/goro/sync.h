@@ -16,6 +16,7 @@
 #pragma once
 
 #include <goro/detail/raw_mutex.h>
+#include <goro/detail/spawn.h>
 #include <goro/export.h>
 #include <goro/panic.h>
 
@@ -43,6 +44,18 @@ class WaitGroup {
   GORO_EXPORT void add(std::int64_t delta);
   void done() { add(-1); }
   GORO_EXPORT void wait();
+
+  // Go 1.25's wg.Go(f): add(1), then run f(args...) in a new goroutine and
+  // call done() when it returns or throws (after its closure, and so its
+  // captures, are destroyed). Arguments are decay-copied as by goro::go; the
+  // spawn site recorded is the caller's. A throwing f still ends the process
+  // as an unrecovered panic, after done().
+  template <class... Args>
+  void go(std::type_identity_t<detail::Spawnable<Args...>> f, Args&&... args) {
+    add(1);
+    f.launch_then(detail::Finally{[](void* wg) { static_cast<WaitGroup*>(wg)->done(); }, this},
+                  std::forward<Args>(args)...);
+  }
 
  private:
   // High 32 bits: the counter (signed); low 32 bits: number of waiters.

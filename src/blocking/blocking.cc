@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "goro/blocking.h"
+#include "arch/sanitizer.h"
 #include "sched/fatal.h"
 #include "sched/sched.h"
 
@@ -28,6 +29,7 @@ struct Job {
   void (*fn)(void*) noexcept;
   void* arg;
   rt::G* g;
+  void* san_edge;  // TSan: the goroutine's past happens before fn, fn before its return
 };
 
 struct Pool {
@@ -44,6 +46,7 @@ Pool& pool() {
 }
 
 void pool_thread() {
+  arch::SanRuntimeScope san;  // left only around the job's own function
   Pool& p = pool();
   std::unique_lock<std::mutex> lk(p.mu);
   for (;;) {
@@ -64,7 +67,11 @@ void pool_thread() {
     // waited for. Once exiting, no job starts (its goroutine never resumes).
     rt::blocking_begin();
     if (!rt::exiting()) {
+      arch::san_acquire(j->san_edge);
+      arch::san_runtime_leave();
       j->fn(j->arg);
+      arch::san_runtime_enter();
+      arch::san_release(j->san_edge);
       rt::G* g = j->g;  // j lives on the parked goroutine's stack: read before waking it
       rt::ready(g, false);
     }
@@ -106,8 +113,10 @@ void blocking_run(void (*fn)(void*) noexcept, void* arg) {
     fn(arg);
     return;
   }
-  Job j{fn, arg, g};
-  rt::park("blocking call", &submit, &j);
+  arch::SanRuntimeScope san;
+  Job j{fn, arg, g, arch::san_edge_begin()};
+  rt::park("blocking", &submit, &j);
+  arch::san_edge_end(j.san_edge);
 }
 
 }  // namespace detail

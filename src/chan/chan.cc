@@ -22,6 +22,14 @@
 // the lock. Values are handed over under the lock; ready()/park() order the
 // woken goroutine's reads after the waker's writes.
 //
+// TSan (arch/sanitizer.h): every entry point runs in a SanRuntimeScope, and
+// the edges a Go program can rely on are stated explicitly, as Go's race
+// annotations in chan.go: a buffered send or receive syncs on its buffer
+// slot (so the k-th receive happens before the (k+cap)-th send completes);
+// a hand-off to or from a parked goroutine syncs on the channel (the parked
+// side released it before parking and acquires it once woken); close
+// releases &closed, and a receive that sees the channel closed acquires it.
+//
 // Select (select_impl): lock every channel involved in address order
 // (duplicates once); poll the cases in a random order and run the first
 // ready one; else enqueue one Waiter per case, all pointing at one SelectState
@@ -40,6 +48,7 @@
 #include <cstring>
 #include <new>
 
+#include "arch/sanitizer.h"
 #include "sched/futex.h"
 #include "sched/sched.h"
 
@@ -143,6 +152,7 @@ constexpr std::size_t kMaxChanBuffer = std::size_t{1} << 47;
 }
 
 void put_buffer(ChanCore* c, void* src) {
+  arch::san_sync(c->slot(c->sendx));
   c->ops->move_construct(c->slot(c->sendx), src);
   if (++c->sendx == c->cap) c->sendx = 0;
   c->count.store(c->count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
@@ -150,6 +160,7 @@ void put_buffer(ChanCore* c, void* src) {
 
 void take_buffer(ChanCore* c, void* opt) {
   void* s = c->slot(c->recvx);
+  arch::san_sync(s);
   c->ops->move_to_optional(opt, s);
   c->ops->destroy(s);
   if (++c->recvx == c->cap) c->recvx = 0;
@@ -160,6 +171,7 @@ void take_buffer(ChanCore* c, void* opt) {
 void send_to_waiter(ChanCore* c, Waiter* r, void* src) {
   c->ops->move_to_optional(r->elem, src);
   r->success = true;
+  arch::san_sync(c);  // the parked receiver acquires c once woken
 }
 
 // A waiting sender s was dequeued; receive into opt. Lock held.
@@ -173,6 +185,7 @@ void recv_from_waiter(ChanCore* c, Waiter* s, void* opt) {
     put_buffer(c, s->elem);
   }
   s->success = true;
+  arch::san_sync(c);  // the parked sender acquires c once woken
 }
 
 // The lock-free peeks of the fast paths. Acquire pairs with the release
@@ -192,6 +205,7 @@ bool empty(const ChanCore* c) {
 }  // namespace
 
 ChanCore* chan_new(std::size_t cap, const ElemOps* ops) {
+  arch::SanRuntimeScope san;
   std::size_t align = std::max<std::size_t>(ops->align, alignof(ChanCore));
   std::size_t header = align_up(sizeof(ChanCore), align);
   // Go's makechan: a buffer whose size overflows, or exceeds what could ever
@@ -221,6 +235,7 @@ void chan_on_last_handle(ChanCore* c, void (*fn)(void*), void* arg) {
 }
 
 void chan_release(ChanCore* c) {
+  arch::SanRuntimeScope san;
   // acq_rel: the last owner must see every other owner's writes before
   // destroying buffered elements.
   if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
@@ -233,6 +248,7 @@ void chan_release(ChanCore* c) {
 }
 
 bool chan_send(ChanCore* c, void* src, bool block) {
+  arch::SanRuntimeScope san;
   if (c == nullptr) {
     if (!block) return false;
     block_forever("chan send (nil chan)");
@@ -269,13 +285,16 @@ bool chan_send(ChanCore* c, void* src, bool block) {
   // An operation in progress keeps its channel alive: every user handle may
   // be gone by the time this goroutine runs again.
   chan_retain(c);
+  arch::san_release(c);
   rt::park("chan send", &rt::unlock_lock, &c->lock);
+  if (w.success) arch::san_acquire(c);
   chan_release(c);
   if (!w.success) panic_send_closed();
   return true;
 }
 
 RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
+  arch::SanRuntimeScope san;
   if (c == nullptr) {
     if (!block) return RecvResult::would_block;
     block_forever("chan receive (nil chan)");
@@ -283,7 +302,10 @@ RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
   if (!block && empty(c)) {
     if (!c->closed.load(std::memory_order_acquire)) return RecvResult::would_block;
     // Closed: it stays closed, so if it is still empty it is drained for good.
-    if (empty(c)) return RecvResult::closed;
+    if (empty(c)) {
+      arch::san_acquire(&c->closed);
+      return RecvResult::closed;
+    }
   }
   c->lock.lock();
   if (Waiter* s = c->sendq.dequeue()) {
@@ -299,6 +321,7 @@ RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
   }
   if (c->closed.load(std::memory_order_relaxed)) {
     c->lock.unlock();
+    arch::san_acquire(&c->closed);
     return RecvResult::closed;
   }
   if (!block) {
@@ -310,12 +333,15 @@ RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
   w.elem = opt;
   c->recvq.push(&w);
   chan_retain(c);  // see chan_send
+  arch::san_release(c);
   rt::park("chan receive", &rt::unlock_lock, &c->lock);
+  arch::san_acquire(w.success ? static_cast<const void*>(c) : &c->closed);
   chan_release(c);
   return w.success ? RecvResult::value : RecvResult::closed;
 }
 
 void chan_close(ChanCore* c) {
+  arch::SanRuntimeScope san;
   if (c == nullptr) throw panic_error("close of nil channel");
   c->lock.lock();
   if (c->closed.load(std::memory_order_relaxed)) {
@@ -323,6 +349,7 @@ void chan_close(ChanCore* c) {
     throw panic_error("close of closed channel");
   }
   c->closed.store(true, std::memory_order_release);
+  arch::san_release(&c->closed);
   // Collect every waiter first; ready them after the unlock.
   Waiter* wake = nullptr;
   while (Waiter* w = c->recvq.dequeue()) {
@@ -430,6 +457,7 @@ bool try_case(SelectCase& sc, const LockSet& locks) {
   if (c->closed.load(std::memory_order_relaxed)) {
     sc.received = false;
     locks.unlock();
+    arch::san_acquire(&c->closed);
     return true;
   }
   return false;
@@ -438,6 +466,7 @@ bool try_case(SelectCase& sc, const LockSet& locks) {
 }  // namespace
 
 int select_impl(SelectCase* cases, int n, bool has_default) {
+  arch::SanRuntimeScope san;
   // 1. Poll order: a uniformly random permutation of the non-nil cases
   //    (inside-out Fisher-Yates), so that no ready case is favoured.
   Scratch<int> order(n);
@@ -488,7 +517,10 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
   }
   // The operation keeps its channels alive (see chan_send): the clean-up
   // below relocks every one of them after the wake.
-  for (int k = 0; k < nchans; ++k) chan_retain(chans[k]);
+  for (int k = 0; k < nchans; ++k) {
+    chan_retain(chans[k]);
+    arch::san_release(chans[k]);
+  }
   rt::park("select", &unlock_set, &locks);
 
   // 5. One case won (its waker dequeued its waiter and completed it); take
@@ -500,8 +532,9 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
     (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).remove(&waiters[i]);
   }
   locks.unlock();
-  for (int k = 0; k < nchans; ++k) chan_release(chans[k]);
   SelectCase& sc = cases[won];
+  arch::san_acquire(waiters[won].success ? static_cast<const void*>(sc.chan) : &sc.chan->closed);
+  for (int k = 0; k < nchans; ++k) chan_release(chans[k]);
   if (sc.is_send) {
     if (!waiters[won].success) panic_send_closed();
   } else {

@@ -12,6 +12,8 @@
 // takes only the ancestor's m.
 #include "goro/context.h"
 
+#include "arch/sanitizer.h"
+
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -32,6 +34,8 @@ class GoroCategory : public std::error_category {
       case errc::eof: return "EOF";
       case errc::closed: return "use of closed network connection";
       case errc::host_not_found: return "no such host";
+      case errc::too_long: return "bufio.Scanner: token too long";
+      case errc::unexpected_eof: return "unexpected EOF";
     }
     return "unknown goro error";
   }
@@ -67,12 +71,16 @@ struct CtxNode : std::enable_shared_from_this<CtxNode> {
   }
 
   void cancel(std::error_code e, bool detach) {
+    arch::SanRuntimeScope san;
     m.lock();
     if (err) {
       m.unlock();
       return;
     }
     err = e;
+    // TSan: what the canceller did happens before a later err() that sees
+    // it (Go: the context's mutex); done's close states its own edge.
+    arch::san_release(this);
     auto kids = std::move(children);
     children.clear();
     std::optional<Timer> t = std::move(timer);
@@ -118,11 +126,17 @@ Chan<std::monostate> Context::done() const {
 }
 
 std::error_code Context::err() const {
+  arch::SanRuntimeScope san;
   detail::CtxNode* n = node_.get();
   if (n != nullptr && !n->cancellable) n = n->cancel_ancestor();
   if (n == nullptr) return {};
-  std::lock_guard<detail::RawMutex> lk(n->m);
-  return n->err;
+  std::error_code e;
+  {
+    std::lock_guard<detail::RawMutex> lk(n->m);
+    e = n->err;
+  }
+  if (e) arch::san_acquire(n);
+  return e;
 }
 
 std::optional<Clock::time_point> Context::deadline() const {
@@ -161,12 +175,14 @@ std::shared_ptr<detail::CtxNode> new_cancel_node(const Context& parent, std::sha
 }  // namespace
 
 std::pair<Context, CancelFunc> with_cancel(const Context& parent) {
+  arch::SanRuntimeScope san;
   auto n = new_cancel_node(parent, parent.node_);
   n->attach();
   return {Context(n), CancelFunc(n)};
 }
 
 std::pair<Context, CancelFunc> with_deadline(const Context& parent, Clock::time_point tp) {
+  arch::SanRuntimeScope san;
   if (auto pd = parent.deadline(); pd && *pd <= tp) return with_cancel(parent);  // the parent's is sooner
   auto n = new_cancel_node(parent, parent.node_);
   n->deadline = tp;

@@ -27,6 +27,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "arch/sanitizer.h"
 #include "goro/chan.h"
 #include "goro/select.h"
 #include "goro/sync.h"
@@ -44,6 +45,9 @@ struct Socket {
 
   int fd = -1;
   rt::PollDesc* pd = nullptr;
+  // Conn/Listener handles sharing this socket; the last one closes it (if
+  // not yet closed) and frees it.
+  std::atomic<std::size_t> handles{1};
   std::atomic<std::uint32_t> refs{1};
   goro::Mutex rmu, wmu;
   goro::WaitGroup released;
@@ -124,8 +128,14 @@ void close_socket(Socket* s, std::error_code& ec) {
   ec.clear();
 }
 
+void retain_handle(Socket* s) {
+  if (s != nullptr) s->handles.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Drops one handle; the last one closes and frees the socket. acq_rel: the
+// last handle's owner sees everything the others did with the socket.
 void destroy(Socket* s) {
-  if (s == nullptr) return;
+  if (s == nullptr || s->handles.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   std::error_code ignored;
   close_socket(s, ignored);
   s->released.wait();  // a close() by another goroutine may still be finishing
@@ -245,15 +255,28 @@ void finish_connect(Socket* s, std::error_code& ec) {
 }  // namespace
 
 // ---------------------------------------------------------------- Conn
-Conn& Conn::operator=(Conn&& o) noexcept {
-  if (this != &o) {
-    destroy(s_);
-    s_ = std::exchange(o.s_, nullptr);
-  }
-  return *this;
-}
+Conn::Conn(const Conn& o) noexcept : s_(o.s_) { retain_handle(s_); }
 
 Conn::~Conn() { destroy(s_); }
+
+// TSan (arch/sanitizer.h): as Go's internal/poll does with its ioSync
+// variable, every write releases one process-wide address and every read
+// acquires it, so data a goroutine prepared before writing to a socket is
+// ordered before what a goroutine does after reading from one (the kernel's
+// ordering, which TSan cannot see).
+namespace {
+char io_sync;
+
+void io_sync_release() {
+  arch::SanRuntimeScope san;
+  arch::san_release(&io_sync);
+}
+
+void io_sync_acquire() {
+  arch::SanRuntimeScope san;
+  arch::san_acquire(&io_sync);
+}
+}  // namespace
 
 std::size_t Conn::read(std::span<std::byte> buf, std::error_code& ec) {
   Ref r(s_);
@@ -274,6 +297,7 @@ std::size_t Conn::read(std::span<std::byte> buf, std::error_code& ec) {
     }
     ssize_t n = ::recv(s->fd, buf.data(), buf.size(), 0);
     if (n > 0) {
+      if constexpr (arch::kTsan) io_sync_acquire();
       ec.clear();
       return static_cast<std::size_t>(n);
     }
@@ -305,6 +329,7 @@ std::size_t Conn::write(std::span<const std::byte> buf, std::error_code& ec) {
     return 0;
   }
   std::lock_guard<goro::Mutex> lk(s->wmu);
+  if constexpr (arch::kTsan) io_sync_release();
   std::size_t done = 0;
   for (;;) {
     if (int e = rt::pd_check(s->pd, 'w')) {
@@ -372,13 +397,7 @@ std::string Conn::remote_address() const { return sock_name(s_, true); }
 int Conn::native_handle() const noexcept { return s_ != nullptr ? s_->fd : -1; }
 
 // ---------------------------------------------------------------- Listener
-Listener& Listener::operator=(Listener&& o) noexcept {
-  if (this != &o) {
-    destroy(s_);
-    s_ = std::exchange(o.s_, nullptr);
-  }
-  return *this;
-}
+Listener::Listener(const Listener& o) noexcept : s_(o.s_) { retain_handle(s_); }
 
 Listener::~Listener() { destroy(s_); }
 

@@ -2,6 +2,8 @@
 // platform-neutral half of the netpoller (see netpoll.h for the protocol).
 #include "netpoll/netpoll.h"
 
+#include "arch/sanitizer.h"
+
 #include <vector>
 
 #include "goro/errc.h"
@@ -120,6 +122,7 @@ G* set_one(PollDesc* pd, char mode, std::int64_t when, std::int64_t now) {
 }  // namespace
 
 PollDesc* pd_open(int fd, int* err) {
+  arch::SanRuntimeScope san;
   poller::init();
   PollDesc* pd = pd_alloc();
   pd->fd = fd;
@@ -138,6 +141,7 @@ PollDesc* pd_open(int fd, int* err) {
 }
 
 void pd_close(PollDesc* pd) {
+  arch::SanRuntimeScope san;
   pd->lock.lock();
   timer_del(&pd->rtimer);
   timer_del(&pd->wtimer);
@@ -157,6 +161,7 @@ void pd_close(PollDesc* pd) {
 }
 
 void pd_evict(PollDesc* pd) {
+  arch::SanRuntimeScope san;
   pd->closing.store(true, std::memory_order_seq_cst);
   G* r = unblock(pd->rg, false);
   G* w = unblock(pd->wg, false);
@@ -172,6 +177,7 @@ int pd_check(PollDesc* pd, char mode) {
 }
 
 int pd_wait(PollDesc* pd, char mode) {
+  arch::SanRuntimeScope san;
   auto& w = word(pd, mode);
   std::uintptr_t old = w.load(std::memory_order_acquire);
   for (;;) {
@@ -196,6 +202,7 @@ int pd_wait(PollDesc* pd, char mode) {
 }
 
 void pd_set_deadline(PollDesc* pd, char mode, std::int64_t when_ns) {
+  arch::SanRuntimeScope san;
   std::int64_t now = mono_now_ns();
   G* r = nullptr;
   G* w = nullptr;

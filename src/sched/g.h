@@ -63,6 +63,9 @@ struct G {
   // --- plain-thread waiter
   std::atomic<std::uint32_t> thread_wake{0};
 
+  // --- TSan: the spawn edge (arch::san_edge_begin), consumed at start
+  void* san_edge = nullptr;
+
   static constexpr std::size_t kInlineClosure = 96;
   alignas(16) unsigned char inline_closure[kInlineClosure];
 };

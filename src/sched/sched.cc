@@ -100,6 +100,12 @@ Sched& sched() {
 
 thread_local P* tls_p = nullptr;
 
+// TSan: a worker's start (TSan counts its thread-local storage as written
+// then) happens before any goroutine that runs on it; goroutine fibers
+// start with no history, so each acquires this after every switch onto a
+// worker. Only its address is used.
+thread_local char san_thread_start;
+
 // What the context switched to must do first (see the header comment).
 struct Action {
   void (*fn)(G* prev, void* arg) = nullptr;
@@ -328,6 +334,10 @@ void g_entry(void* transfer, void* arg);
 void g_prepare(P* p, G* g) {
   g->stack = stack_get(p, g->stack_class);
   arch::san_unpoison_stack(g->stack->lo, g->stack->size());
+  if constexpr (arch::kTsan) {
+    if (!arch::san_fresh_stack(g->stack->lo, g->stack->size())) fatal("cannot re-map a goroutine stack");
+    if (!g->stack->guarded) stack_set_canary(g->stack);
+  }
   g->san.stack_bottom = g->stack->lo;
   g->san.stack_size = g->stack->size();
   g->san.tsan = arch::san_create_fiber();
@@ -352,6 +362,7 @@ void switch_from_g(P* p, G* from, G* to, Action* act, bool from_done) {
   if (from->stack != nullptr && !from->stack->guarded && !stack_canary_ok(from->stack))
     stack_overflow(from);
   void** fake = from_done ? nullptr : &from->asan_fake_stack;
+  const int san_depth = arch::san_depth_save();  // this fiber's scope depth, restored on resume
   void* transfer;
   if (to != nullptr) {
     if (to->stack == nullptr) g_prepare(p, to);
@@ -365,6 +376,8 @@ void switch_from_g(P* p, G* from, G* to, Action* act, bool from_done) {
     transfer = goro_ctx_switch(&from->sp, p->g0_sp, act);
   }
   arch::san_finish_switch(from->asan_fake_stack, nullptr);
+  arch::san_depth_restore(san_depth);
+  arch::san_acquire(&san_thread_start);
   run_action(transfer);
 }
 
@@ -461,6 +474,7 @@ void action_exit(G* prev, void*) {
 }
 
 [[noreturn]] void g_exit(G* g) {
+  arch::san_runtime_enter();  // never left: the fiber is destroyed in its scope
   P* p = current_p();
   g->status.store(GStatus::dead, std::memory_order_relaxed);
   p->nlive.store(p->nlive.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
@@ -471,8 +485,14 @@ void action_exit(G* prev, void*) {
 
 void g_entry(void* transfer, void* arg) {
   G* g = static_cast<G*>(arg);
+  // The fiber starts inside a scope (san_create_fiber): runtime work first.
   arch::san_finish_switch(nullptr, nullptr);
+  arch::san_depth_restore(1);
+  arch::san_acquire(&san_thread_start);
   run_action(transfer);
+  arch::san_edge_end(g->san_edge);  // the spawn happens before the goroutine
+  g->san_edge = nullptr;
+  arch::san_runtime_leave();
   try {
     g->thunk(g->closure);
   } catch (...) {
@@ -555,7 +575,12 @@ void run_timers(P* p, std::int64_t now) {
       due[n++] = t;
     }
     p->tlock.unlock();
-    for (int i = 0; i < n; ++i) due[i]->fire(due[i]);
+    {
+      // A timer's own actions (sending the time, spawning an after_func)
+      // are the runtime's, not a goroutine's: they state no edge.
+      arch::SanQuiet quiet;
+      for (int i = 0; i < n; ++i) due[i]->fire(due[i]);
+    }
     if (n < kBatch) return;
   }
 }
@@ -707,12 +732,15 @@ G* find_runnable(P* p) {
     }
     // Nothing to run: hand back pooled stack memory, a chunk at a time so
     // that new work is noticed between chunks, then sleep.
-    if (stack_trim(false, kTrimChunk) > 0) continue;
+    // (TSan builds re-map each trimmed stack to reset its shadow: smaller chunks.)
+    if (stack_trim(false, arch::kTsan ? kTrimChunk / 16 : kTrimChunk) > 0) continue;
     idle_sleep(p);
   }
 }
 
 void worker_main(P* p) {
+  arch::san_runtime_enter();  // g0 runs only the scheduler, for life
+  arch::san_release(&san_thread_start);
   tls_p = p;
   install_altstack();
   p->g0_san.tsan = arch::san_current_fiber();
@@ -733,8 +761,10 @@ void worker_main(P* p) {
     p->curg = g;
     g->status.store(GStatus::running, std::memory_order_relaxed);
     arch::san_start_switch(&p->g0_fake_stack, g->san);
+    const int san_depth = arch::san_depth_save();
     void* transfer = goro_ctx_switch(&p->g0_sp, g->sp, nullptr);
     arch::san_finish_switch(p->g0_fake_stack, nullptr);
+    arch::san_depth_restore(san_depth);
     run_action(transfer);
   }
 }
@@ -818,6 +848,7 @@ void flush_stdio_bounded() {
 }
 
 void on_process_exit(int status, void*) {
+  arch::SanRuntimeScope san;
   Sched& s = sched();
   if (s.exiting.exchange(true, std::memory_order_seq_cst)) return;  // done by an earlier registration
   P* self = tls_p;  // exit() called from a goroutine: this P's thread is the one exiting
@@ -833,10 +864,24 @@ void on_process_exit(int status, void*) {
   while (s.frozen.load(std::memory_order_acquire) < need ||
          s.blocking_running.load(std::memory_order_seq_cst) > 0) {
     if (std::chrono::steady_clock::now() >= deadline) {
+      arch::san_runtime_leave();  // the helper thread's creation must order it after us (TSan)
       flush_stdio_bounded();
       _exit(status);
     }
     std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  // TSan: every goroutine's last action happens before the destructors.
+  // No goroutine runs now, so each one's fiber can state that for it.
+  if constexpr (arch::kTsan) {
+    static char exit_sync;
+    s.lock.lock();
+    for (G* g = s.allgs; g != nullptr; g = g->all_next) {
+      if (!g->is_thread && g->san.tsan != nullptr && g != current_g())
+        arch::san_as_fiber(g->san.tsan, [] { arch::san_release(&exit_sync); });
+    }
+    s.lock.unlock();
+    arch::san_release(&exit_sync);  // a goroutine calling exit: its own history too
+    arch::san_acquire(&exit_sync);
   }
 }
 
@@ -891,6 +936,7 @@ G* current_waiter() {
 }
 
 void ensure_started() {
+  arch::SanRuntimeScope san;
   static std::once_flag once;
   std::call_once(once, start_runtime);
 }
@@ -999,9 +1045,12 @@ namespace goro {
 namespace detail {
 
 GHandle* g_alloc(std::size_t size, std::size_t align, void** storage) {
+  arch::SanRuntimeScope san;
   rt::ensure_started();
   rt::G* g = rt::g_get(rt::current_p());
-  if (size <= rt::G::kInlineClosure && align <= 16) {
+  // TSan builds put every closure on the heap: a recycled descriptor's
+  // inline storage would carry the shadow of a dead goroutine's accesses.
+  if (!arch::kTsan && size <= rt::G::kInlineClosure && align <= 16) {
     g->closure = g->inline_closure;
     g->closure_on_heap = false;
   } else {
@@ -1015,9 +1064,11 @@ GHandle* g_alloc(std::size_t size, std::size_t align, void** storage) {
 
 void g_start(GHandle* h, void (*thunk)(void*), const SpawnOptions* opts,
              const SourceSite& where) {
+  arch::SanRuntimeScope san;
   auto* g = reinterpret_cast<rt::G*>(h);
   rt::Sched& s = rt::sched();
   rt::P* p = rt::current_p();
+  g->san_edge = arch::san_edge_begin();  // the spawner's past happens before the goroutine
   std::size_t ss = opts != nullptr && opts->stack_size != 0 ? opts->stack_size
                                                            : s.default_stack.load(std::memory_order_relaxed);
   g->thunk = thunk;
@@ -1053,6 +1104,7 @@ void run_main(void* ctx, void (*fn)(void*)) {
 }  // namespace detail
 
 void yield() {
+  arch::SanRuntimeScope san;
   rt::P* p = rt::current_p();
   rt::G* g = p != nullptr ? p->curg : nullptr;
   if (g == nullptr) {
@@ -1074,6 +1126,7 @@ void yield() {
 }
 
 void sleep_until(Clock::time_point deadline) {
+  arch::SanRuntimeScope san;
   auto rel = deadline - Clock::now();
   if (rel <= Clock::duration::zero()) return;
   rt::G* g = rt::current_g();
@@ -1096,6 +1149,7 @@ int max_procs() {
 void set_max_procs(int n) {
   if (n < 1) throw panic_error("runtime: set_max_procs: n must be >= 1");
   n = std::min(n, rt::kMaxProcs);
+  arch::SanRuntimeScope san;
   rt::ensure_started();
   rt::Sched& s = rt::sched();
   s.lock.lock();

@@ -21,6 +21,7 @@
 #include "arch/sanitizer.h"
 #include "sched/fatal.h"
 #include "sched/lock.h"
+#include "sched/sched.h"
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
@@ -200,6 +201,7 @@ std::size_t stack_trim(bool wait, std::size_t max_stacks) {
   std::size_t trimmed = 0;
   std::vector<Stack*> batch;
   for (Pool& p : g.pools) {
+    if (rt::exiting()) break;  // exit waits for this worker to freeze
     if (p.ndirty.load(std::memory_order_relaxed) <= kKeepDirty) continue;  // re-checked under the lock
     // The dirty list is LIFO: the first kKeepDirty entries are the warmest
     // and stay; up to max_stacks of the rest are detached and trimmed.
@@ -223,17 +225,22 @@ std::size_t stack_trim(bool wait, std::size_t max_stacks) {
     // slab are released with one madvise (guard markers and PROT_NONE pages
     // in between are unaffected by MADV_DONTNEED).
     std::sort(batch.begin(), batch.end(), [](Stack* a, Stack* b) { return a->lo < b->lo; });
-    char* run_lo = batch[0]->lo;
-    char* run_hi = batch[0]->hi;
-    for (std::size_t i = 1; i <= batch.size(); ++i) {
-      if (i < batch.size() && batch[i]->lo == run_hi + ps) {
-        run_hi = batch[i]->hi;
-        continue;
-      }
-      madvise(run_lo, static_cast<std::size_t>(run_hi - run_lo), MADV_DONTNEED);
-      if (i < batch.size()) {
-        run_lo = batch[i]->lo;
-        run_hi = batch[i]->hi;
+    if constexpr (arch::kTsan) {
+      // One stack at a time, guard pages untouched (see san_release_stack_pages).
+      for (Stack* s : batch) arch::san_release_stack_pages(s->lo, static_cast<std::size_t>(s->hi - s->lo));
+    } else {
+      char* run_lo = batch[0]->lo;
+      char* run_hi = batch[0]->hi;
+      for (std::size_t i = 1; i <= batch.size(); ++i) {
+        if (i < batch.size() && batch[i]->lo == run_hi + ps) {
+          run_hi = batch[i]->hi;
+          continue;
+        }
+        madvise(run_lo, static_cast<std::size_t>(run_hi - run_lo), MADV_DONTNEED);
+        if (i < batch.size()) {
+          run_lo = batch[i]->lo;
+          run_hi = batch[i]->hi;
+        }
       }
     }
     for (Stack* s : batch) {
@@ -252,6 +259,8 @@ std::size_t stack_trim(bool wait, std::size_t max_stacks) {
   g.trim_lock.unlock();
   return trimmed;
 }
+
+void stack_set_canary(Stack* s) { std::memcpy(s->lo, &kStackCanary, sizeof kStackCanary); }
 
 bool stack_canary_ok(const Stack* s) {
   if (s->guarded) return true;

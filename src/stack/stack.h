@@ -60,6 +60,8 @@ std::size_t stack_trim(bool wait, std::size_t max_stacks = SIZE_MAX);
 inline constexpr std::size_t kTrimChunk = 4096;
 
 bool stack_canary_ok(const Stack* s);
+// Writes the canary of an unguarded stack (after its memory was replaced).
+void stack_set_canary(Stack* s);
 
 struct StackStats {
   std::size_t slabs = 0;          // mappings reserved

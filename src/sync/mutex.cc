@@ -9,6 +9,7 @@
 // the first waiter to compete again (normal mode, newcomers may barge).
 #include <goro/sync.h>
 
+#include "arch/sanitizer.h"
 #include "sched/fatal.h"
 #include "sched/futex.h"
 #include "sched/sched.h"
@@ -20,15 +21,26 @@ namespace {
 constexpr std::int64_t kStarveNs = 1000000;  // 1 ms, as Go's starvationThresholdNs
 constexpr int kSpins = 4;
 constexpr int kSpinPauses = 30;
+
+// TSan (see arch/sanitizer.h): a Mutex's edges are on its address, which is
+// its state_ word's, so they join the inline fast paths' atomics. RWMutex
+// uses two addresses, as Go's race annotations do: readers acquire `this`
+// and release this+1; writers acquire both and release `this` (readers are
+// not ordered with each other).
+const void* rw_writer_sync(const RWMutex* m) { return reinterpret_cast<const char*>(m) + 1; }
 }  // namespace
 
 void Mutex::lock_slow() {
+  arch::SanRuntimeScope san;
   rt::WaitNode w;
   int spins = 0;
   for (;;) {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     if ((s & kLocked) == 0) {
-      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_relaxed)) return;
+      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_relaxed)) {
+        arch::san_acquire(this);
+        return;
+      }
       continue;
     }
     // Spin a little while nobody is queued: the holder is likely running on
@@ -55,17 +67,22 @@ void Mutex::lock_slow() {
     w.granted = false;
     if (w.since_ns == 0) w.since_ns = rt::mono_now_ns();
     rt::WaitList(head_, tail_).push_back(&w);
-    rt::park("sync.Mutex.lock", &rt::unlock_lock, &qlock_);
+    rt::park("sync.Mutex.Lock", &rt::unlock_lock, &qlock_);
     // Handed off: we own it (ready/park order the previous holder's writes
     // before our return).
-    if (w.granted) return;
+    if (w.granted) {
+      arch::san_acquire(this);
+      return;
+    }
     spins = 0;
   }
 }
 
 void Mutex::unlock_slow() {
+  arch::SanRuntimeScope san;
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   if ((s & kLocked) == 0) throw panic_error("sync: unlock of unlocked mutex");
+  arch::san_release(this);
   qlock_.lock();
   rt::WaitList q(head_, tail_);
   rt::WaitNode* w = q.pop_front();
@@ -92,10 +109,16 @@ void Mutex::unlock_slow() {
 // are all admitted together); writers a FIFO. All state under m_.
 
 void RWMutex::lock() {
+  arch::SanRuntimeScope san;
+  auto acquired = [this] {
+    arch::san_acquire(this);
+    arch::san_acquire(rw_writer_sync(this));
+  };
   m_.lock();
   if (!writer_ && readers_ == 0) {
     writer_ = true;
     m_.unlock();
+    acquired();
     return;
   }
   rt::WaitNode w;
@@ -104,20 +127,28 @@ void RWMutex::lock() {
   rt::WaitList(writeq_head_, writeq_tail_).push_back(&w);
   rt::park("sync.RWMutex.Lock", &rt::unlock_lock, &m_);
   // The unlocker made us the writer before waking us.
+  acquired();
 }
 
 bool RWMutex::try_lock() {
-  std::lock_guard<detail::RawMutex> g(m_);
-  if (writer_ || readers_ != 0) return false;
-  writer_ = true;
+  arch::SanRuntimeScope san;
+  {
+    std::lock_guard<detail::RawMutex> g(m_);
+    if (writer_ || readers_ != 0) return false;
+    writer_ = true;
+  }
+  arch::san_acquire(this);
+  arch::san_acquire(rw_writer_sync(this));
   return true;
 }
 
 void RWMutex::lock_shared() {
+  arch::SanRuntimeScope san;
   m_.lock();
   if (!writer_ && writers_waiting_ == 0) {
     ++readers_;
     m_.unlock();
+    arch::san_acquire(this);
     return;
   }
   rt::WaitNode w;
@@ -126,21 +157,28 @@ void RWMutex::lock_shared() {
   readq_ = &w;
   rt::park("sync.RWMutex.RLock", &rt::unlock_lock, &m_);
   // The unlocker counted us in readers_ before waking us.
+  arch::san_acquire(this);
 }
 
 bool RWMutex::try_lock_shared() {
-  std::lock_guard<detail::RawMutex> g(m_);
-  if (writer_ || writers_waiting_ != 0) return false;
-  ++readers_;
+  arch::SanRuntimeScope san;
+  {
+    std::lock_guard<detail::RawMutex> g(m_);
+    if (writer_ || writers_waiting_ != 0) return false;
+    ++readers_;
+  }
+  arch::san_acquire(this);
   return true;
 }
 
 void RWMutex::unlock_shared() {
+  arch::SanRuntimeScope san;
   m_.lock();
   if (readers_ <= 0) {
     m_.unlock();
     throw panic_error("sync: RUnlock of unlocked RWMutex");
   }
+  arch::san_release(rw_writer_sync(this));
   rt::WaitNode* wake = nullptr;
   if (--readers_ == 0 && writers_waiting_ > 0) {
     wake = rt::WaitList(writeq_head_, writeq_tail_).pop_front();
@@ -152,11 +190,13 @@ void RWMutex::unlock_shared() {
 }
 
 void RWMutex::unlock() {
+  arch::SanRuntimeScope san;
   m_.lock();
   if (!writer_) {
     m_.unlock();
     throw panic_error("sync: Unlock of unlocked RWMutex");
   }
+  arch::san_release(this);
   writer_ = false;
   rt::WaitNode* wake = nullptr;
   if (readq_ != nullptr) {
@@ -183,8 +223,12 @@ struct CondUnlock {
 }  // namespace
 
 void Cond::wait(std::unique_lock<Mutex>& lk) {
+  arch::SanRuntimeScope san;
   Mutex* mu = lk.mutex();
   if (mu == nullptr || !lk.owns_lock()) throw panic_error("sync: Cond.wait without holding the lock");
+  // The park hook unlocks the user's Mutex on another context, inside a
+  // scope: state the unlock's release here, as the waiter.
+  arch::san_release(mu);
   rt::WaitNode w;
   w.g = rt::current_waiter();
   m_.lock();
@@ -192,11 +236,14 @@ void Cond::wait(std::unique_lock<Mutex>& lk) {
   // Both locks are released after we are parked: a signal between the two
   // cannot be lost, since signal needs m_ and finds us queued.
   CondUnlock u{&m_, mu};
-  rt::park("sync.Cond.wait",
+  rt::park("sync.Cond.Wait",
            [](void* a) {
              // A park hook must not throw: it runs on the next context.
              auto* cu = static_cast<CondUnlock*>(a);
              cu->queue_lock->unlock();
+             // Runs on another goroutine's context: the waiter stated the
+             // unlock's edge before parking; this context adds none.
+             arch::SanQuiet quiet;
              try {
                cu->user->unlock();
              } catch (const panic_error&) {
@@ -205,9 +252,11 @@ void Cond::wait(std::unique_lock<Mutex>& lk) {
            },
            &u);
   mu->lock();
+  arch::san_acquire(mu);  // inside the scope the inline fast path's acquire is not seen
 }
 
 void Cond::signal() {
+  arch::SanRuntimeScope san;
   m_.lock();
   rt::WaitNode* w = rt::WaitList(head_, tail_).pop_front();
   m_.unlock();
@@ -215,6 +264,7 @@ void Cond::signal() {
 }
 
 void Cond::broadcast() {
+  arch::SanRuntimeScope san;
   m_.lock();
   rt::WaitNode* all = rt::WaitList(head_, tail_).take_all();
   m_.unlock();
@@ -224,31 +274,38 @@ void Cond::broadcast() {
 // ---------------------------------------------------------------- Semaphore
 void Semaphore::acquire(std::int64_t k) {
   if (k > size_) throw panic_error("semaphore: acquire more than size");
+  arch::SanRuntimeScope san;
   m_.lock();
   rt::WaitList q(head_, tail_);
   if (size_ - cur_ >= k && q.empty()) {
     cur_ += k;
     m_.unlock();
+    arch::san_acquire(this);
     return;
   }
   rt::WaitNode w;
   w.g = rt::current_waiter();
   w.n = k;
   q.push_back(&w);
-  rt::park("semaphore.acquire", &rt::unlock_lock, &m_);
+  rt::park("semacquire", &rt::unlock_lock, &m_);
   // release() counted our units in cur_ before waking us.
+  arch::san_acquire(this);
 }
 
 bool Semaphore::try_acquire(std::int64_t k) {
-  std::lock_guard<detail::RawMutex> g(m_);
-  if (size_ - cur_ >= k && head_ == nullptr) {
+  arch::SanRuntimeScope san;
+  {
+    std::lock_guard<detail::RawMutex> g(m_);
+    if (size_ - cur_ < k || head_ != nullptr) return false;
     cur_ += k;
-    return true;
   }
-  return false;
+  arch::san_acquire(this);
+  return true;
 }
 
 void Semaphore::release(std::int64_t k) {
+  arch::SanRuntimeScope san;
+  arch::san_release(this);
   m_.lock();
   cur_ -= k;
   if (cur_ < 0) {

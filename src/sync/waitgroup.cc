@@ -1,6 +1,7 @@
 // src/sync/waitgroup.cc: WaitGroup on the park/ready protocol.
 #include "goro/sync.h"
 
+#include "arch/sanitizer.h"
 #include "sched/sched.h"
 
 namespace goro {
@@ -13,6 +14,10 @@ struct WgWaiter {
 }  // namespace
 
 void WaitGroup::add(std::int64_t delta) {
+  arch::SanRuntimeScope san;
+  // TSan: what a member did before done() happens before wait() returns
+  // (stated before the decrement: the waiter may destroy *this right after).
+  if (delta < 0) arch::san_release(this);
   const std::uint64_t d = static_cast<std::uint64_t>(delta) << 32;
   const std::uint64_t s = state_.fetch_add(d, std::memory_order_acq_rel) + d;
   const auto v = static_cast<std::int32_t>(s >> 32);
@@ -36,14 +41,19 @@ void WaitGroup::add(std::int64_t delta) {
 }
 
 void WaitGroup::wait() {
+  arch::SanRuntimeScope san;
   for (;;) {
     std::uint64_t s = state_.load(std::memory_order_acquire);
-    if ((s >> 32) == 0) return;
+    if ((s >> 32) == 0) {
+      arch::san_acquire(this);
+      return;
+    }
     lock_.lock();
     if (state_.compare_exchange_strong(s, s + 1, std::memory_order_acq_rel)) {
       WgWaiter node{rt::current_waiter(), static_cast<WgWaiter*>(waiters_)};
       waiters_ = &node;
-      rt::park("WaitGroup.wait", &rt::unlock_lock, &lock_);
+      rt::park("sync.WaitGroup.Wait", &rt::unlock_lock, &lock_);
+      arch::san_acquire(this);
       return;
     }
     lock_.unlock();

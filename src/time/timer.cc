@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 
+#include "arch/sanitizer.h"
 #include "sched/futex.h"
 #include "sched/sched.h"
 
@@ -34,6 +35,13 @@ struct TimerState : std::enable_shared_from_this<TimerState> {
   std::uint64_t seq = 0;            // current schedule (m)
   bool pending = false;             // armed and not yet fired (m)
   struct Arm* armed = nullptr;      // the current Arm while in a heap (m)
+  // TSan: arming an after_func (creation, reset) happens before its
+  // function runs, as Go's timer race annotations say. Null otherwise.
+  char* san_sync = arch::kTsan ? new char : nullptr;
+  TimerState() = default;
+  TimerState(const TimerState&) = delete;
+  TimerState& operator=(const TimerState&) = delete;
+  ~TimerState() { delete san_sync; }
 };
 
 struct Arm {
@@ -115,16 +123,29 @@ void fire(rt::Timer* t) {
     }
   }
   st->m.unlock();
-  if (run) go(std::move(run));
+  if (run) {
+    go([st, run = std::move(run)] {
+      {
+        arch::SanRuntimeScope san;
+        arch::san_acquire(st->san_sync);
+      }
+      run();
+    });
+  }
 }
 
 }  // namespace
 }  // namespace detail
 
-Chan<Clock::time_point> after(Clock::duration d) { return Timer(d).c(); }
+Chan<Clock::time_point> after(Clock::duration d) {
+  arch::SanRuntimeScope san;
+  return Timer(d).c();
+}
 
 Timer::Timer(Clock::duration d, std::function<void()> fn) : st_(std::make_shared<detail::TimerState>()) {
+  arch::SanRuntimeScope san;
   rt::ensure_started();
+  if (fn) arch::san_release(st_->san_sync);
   if (fn) {
     st_->fn = std::move(fn);
   } else {
@@ -138,11 +159,14 @@ Timer::Timer(Clock::duration d, std::function<void()> fn) : st_(std::make_shared
 Chan<Clock::time_point> Timer::c() const { return st_->ch; }
 
 bool Timer::stop() const {
+  arch::SanRuntimeScope san;
   std::lock_guard<detail::RawMutex> lk(st_->m);
   return detail::disarm_locked(st_.get());
 }
 
 bool Timer::reset(Clock::duration d) const {
+  arch::SanRuntimeScope san;
+  if (st_->fn) arch::san_release(st_->san_sync);
   std::lock_guard<detail::RawMutex> lk(st_->m);
   bool was = detail::disarm_locked(st_.get());
   detail::arm_locked(st_.get(), detail::ns_from_now(d));
@@ -181,6 +205,7 @@ void ticker_channel_gone(void* arg) {
 
 Ticker::Ticker(Clock::duration d) {
   if (d <= Clock::duration::zero()) throw panic_error("non-positive interval for NewTicker");
+  arch::SanRuntimeScope san;
   rt::ensure_started();
   auto st = std::make_shared<detail::TimerState>();
   Chan<Clock::time_point> ch(1);
@@ -202,12 +227,14 @@ Chan<Clock::time_point> tick(Clock::duration d) {
 }
 
 void Ticker::stop() const {
+  arch::SanRuntimeScope san;
   std::lock_guard<detail::RawMutex> lk(owner_->st->m);
   detail::disarm_locked(owner_->st.get());
 }
 
 void Ticker::reset(Clock::duration d) const {
   if (d <= Clock::duration::zero()) throw panic_error("non-positive interval for Ticker.Reset");
+  arch::SanRuntimeScope san;
   std::lock_guard<detail::RawMutex> lk(owner_->st->m);
   detail::disarm_locked(owner_->st.get());
   owner_->st->period = d;

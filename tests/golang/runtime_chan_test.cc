@@ -330,7 +330,7 @@ TEST_P(RuntimeChan, TestPseudoRandomSend) {
 // its default case.
 TEST_P(RuntimeChan, TestNonblockSelectRace) {
   run([] {
-    const std::size_t n = scaled(100000);
+    const std::size_t n = scaled(20000);  // Go: 100,000 (1,000 with -short)
     Chan<bool> done(1);
     for (std::size_t i = 0; i < n; ++i) {
       Chan<int> c1(1), c2(1);
@@ -350,7 +350,7 @@ TEST_P(RuntimeChan, TestNonblockSelectRace) {
 // ready instead of a send.
 TEST_P(RuntimeChan, TestNonblockSelectRace2) {
   run([] {
-    const std::size_t n = scaled(100000);
+    const std::size_t n = scaled(20000);  // Go: 100,000 (1,000 with -short)
     Chan<bool> done(1);
     for (std::size_t i = 0; i < n; ++i) {
       Chan<int> c1(1), c2(0);

@@ -205,10 +205,12 @@ TEST_P(Runtime, SleepersWakeInDeadlineOrder) {
         auto deadline = base + std::chrono::milliseconds(2 * i);
         bool ahead = Clock::now() < deadline;
         sleep_until(deadline);
-        std::lock_guard<std::mutex> lk(mu);
-        early[i] = Clock::now() < deadline;
-        order.push_back({i, ahead});
-        wg.done();
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          early[i] = Clock::now() < deadline;
+          order.push_back({i, ahead});
+        }
+        wg.done();  // last: the waiter may destroy mu once it returns (TSan saw the unlock race it)
       });
     }
     wg.wait();
@@ -274,13 +276,17 @@ TEST(RuntimeOneProc, YieldAlternatesTwoBusyGoroutines) {
   int saved = max_procs();
   set_max_procs(1);
   std::vector<int> trace;
+  Mutex trace_mu;  // one P runs them in turn, but a switch is no synchronization (Go's race detector agrees)
   run([&] {
     WaitGroup wg;
     wg.add(2);
     for (int who = 0; who < 2; ++who) {
       go([&, who] {
         for (int i = 0; i < 100; ++i) {
-          trace.push_back(who);  // one P: no data race
+          {
+            std::lock_guard<Mutex> lk(trace_mu);
+            trace.push_back(who);
+          }
           yield();
         }
         wg.done();

@@ -62,15 +62,27 @@ GORO_EXPORT GHandle* g_alloc(std::size_t size, std::size_t align, void** storage
 GORO_EXPORT void g_start(GHandle* g, void (*thunk)(void*), const SpawnOptions* opts,
                          const SourceSite& where);
 
+// Runs after a goroutine's function returns or throws, once its closure is
+// destroyed (WaitGroup::go's done()). fn null: nothing.
+struct Finally {
+  void (*fn)(void*) = nullptr;
+  void* arg = nullptr;
+};
+
 template <class Fn, class... Args>
 struct Closure {
   Fn fn;
   std::tuple<Args...> args;
+  Finally fin;
   static void thunk(void* p) {
     auto* self = static_cast<Closure*>(p);
     struct Destroy {
       Closure* c;
-      ~Destroy() { c->~Closure(); }
+      ~Destroy() {
+        Finally f = c->fin;
+        c->~Closure();
+        if (f.fn != nullptr) f.fn(f.arg);
+      }
     } destroy{self};
     std::apply([self](auto&... a) { std::invoke(std::move(self->fn), std::move(a)...); },
                self->args);
@@ -78,12 +90,12 @@ struct Closure {
 };
 
 template <class Fn, class... Args>
-void spawn_closure(const SpawnOptions* opts, const SourceSite& where, Fn&& fn,
+void spawn_closure(const SpawnOptions* opts, Finally fin, const SourceSite& where, Fn&& fn,
                    Args&&... args) {
   using C = Closure<std::decay_t<Fn>, std::decay_t<Args>...>;
   void* storage = nullptr;
   GHandle* g = g_alloc(sizeof(C), alignof(C), &storage);
-  ::new (storage) C{std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)};
+  ::new (storage) C{std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...), fin};
   g_start(g, &C::thunk, opts, where);
 }
 
@@ -107,26 +119,31 @@ class Spawnable {
     if constexpr (kSpawnInvocable<F, Args...>) {
       if constexpr (std::is_function_v<std::remove_reference_t<F>>) {
         fnptr_ = reinterpret_cast<void (*)()>(&f);
-        launch_ = [](const Spawnable& s, const SpawnOptions* o, Args&&... a) {
-          spawn_closure(o, s.where_, reinterpret_cast<std::decay_t<F>>(s.fnptr_), std::forward<Args>(a)...);
+        launch_ = [](const Spawnable& s, const SpawnOptions* o, Finally fin, Args&&... a) {
+          spawn_closure(o, fin, s.where_, reinterpret_cast<std::decay_t<F>>(s.fnptr_), std::forward<Args>(a)...);
         };
       } else {
         obj_ = const_cast<void*>(static_cast<const volatile void*>(std::addressof(f)));
-        launch_ = [](const Spawnable& s, const SpawnOptions* o, Args&&... a) {
-          spawn_closure(o, s.where_, std::forward<F>(*static_cast<std::remove_reference_t<F>*>(s.obj_)),
+        launch_ = [](const Spawnable& s, const SpawnOptions* o, Finally fin, Args&&... a) {
+          spawn_closure(o, fin, s.where_, std::forward<F>(*static_cast<std::remove_reference_t<F>*>(s.obj_)),
                         std::forward<Args>(a)...);
         };
       }
     }
   }
   void launch(const SpawnOptions* opts, Args&&... args) const {
-    launch_(*this, opts, std::forward<Args>(args)...);
+    launch_(*this, opts, Finally{}, std::forward<Args>(args)...);
+  }
+  // Spawns, and runs fin once the goroutine's function has returned or
+  // thrown and its closure is destroyed.
+  void launch_then(Finally fin, Args&&... args) const {
+    launch_(*this, nullptr, fin, std::forward<Args>(args)...);
   }
 
  private:
   void* obj_ = nullptr;
   void (*fnptr_)() = nullptr;
-  void (*launch_)(const Spawnable&, const SpawnOptions*, Args&&...) = nullptr;
+  void (*launch_)(const Spawnable&, const SpawnOptions*, Finally, Args&&...) = nullptr;
   SourceSite where_;
 };
 
