@@ -26,8 +26,13 @@ int main() {
         }
       });
     }
-    goro::sleep_for(std::chrono::milliseconds(2));
-    std::lock_guard<goro::Mutex> lk(mu);
-    std::printf("keys %s\n", counts.empty() ? "none" : "some");
+    // Return while they run: once they have filled the map a little (a
+    // fixed sleep was too short under ThreadSanitizer).
+    for (bool some = false; !some;) {
+      goro::sleep_for(std::chrono::milliseconds(1));
+      std::lock_guard<goro::Mutex> lk(mu);
+      some = counts.size() >= 16;
+    }
+    std::printf("keys some\n");
   });
 }
