@@ -29,6 +29,7 @@
 #include <goro/runtime.h>
 
 #include <functional>
+#include <string>
 #include <memory>
 
 namespace goro {
@@ -90,6 +91,15 @@ class Ticker {
   struct Owner;  // stops the ticker when the last handle goes
   std::shared_ptr<Owner> owner_;
 };
+
+// Printing the time a timer or ticker delivered (Go: t.Format("15:04:05")).
+// Clock is steady_clock, whose values are not dates; wall_time converts one
+// to system_clock through the clocks' current offset (exact to the
+// microseconds that separate two clock reads), and format_time formats it
+// as local time with strftime's format (default "%H:%M:%S"):
+//   for (auto t : goro::tick(1s)) std::printf("Tick at %s\n", goro::format_time(t).c_str());
+GORO_EXPORT std::chrono::system_clock::time_point wall_time(Clock::time_point t);
+GORO_EXPORT std::string format_time(Clock::time_point t, const char* format = "%H:%M:%S");
 
 // time.Tick: a channel that receives the time every d, for as long as it has
 // a handle. Non-positive d gives the nil channel, as Go's Tick returns nil.

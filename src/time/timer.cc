@@ -10,6 +10,7 @@
 // guarantee: once stop/reset returns, no stale value is received.
 #include "goro/time.h"
 
+#include <ctime>
 #include <mutex>
 #include <optional>
 
@@ -220,6 +221,21 @@ Ticker::Ticker(Clock::duration d) {
 }
 
 Chan<Clock::time_point> Ticker::c() const { return owner_->ch; }
+
+std::chrono::system_clock::time_point wall_time(Clock::time_point t) {
+  auto sys_now = std::chrono::system_clock::now();
+  auto steady_now = Clock::now();
+  return sys_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - steady_now);
+}
+
+std::string format_time(Clock::time_point t, const char* format) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(wall_time(t));
+  std::tm local{};
+  localtime_r(&tt, &local);
+  char buf[256];
+  std::size_t n = std::strftime(buf, sizeof buf, format, &local);
+  return std::string(buf, n);
+}
 
 Chan<Clock::time_point> tick(Clock::duration d) {
   if (d <= Clock::duration::zero()) return Chan<Clock::time_point>();  // Go: Tick returns nil
