@@ -11,16 +11,10 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from goro_paths import ROOT, export_include
 DOCS = ["README.md", os.path.join("docs", "FROM_GO.md")]
 
 
-def export_include():
-    for d in ("release", "debug", "asan", "tsan", "clang", "clang-asan"):
-        p = os.path.join(ROOT, "build", d, "include")
-        if os.path.exists(os.path.join(p, "goro", "export.h")):
-            return p
-    sys.exit("check_doc_snippets: configure a build first (goro/export.h is generated)")
 
 
 def main():

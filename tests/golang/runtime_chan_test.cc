@@ -323,48 +323,35 @@ TEST_P(RuntimeChan, TestPseudoRandomSend) {
   }
 }
 
-// TestNonblockSelectRace: a select acts on the channels' state at one
+// TestNonblockSelectRace(2): a select acts on the channels' state at one
 // moment. c1 is ready before the goroutine starts; the spawner then makes c2
-// ready and only afterwards tries to drain c1, so at every moment at least
-// one of them is ready: the goroutine's non-blocking select must never take
-// its default case.
-TEST_P(RuntimeChan, TestNonblockSelectRace) {
-  run([] {
+// ready (a send; in Race2, close of an unbuffered c2) and only afterwards
+// tries to drain c1, so at every moment at least one of them is ready: the
+// goroutine's non-blocking select must never take its default case.
+void nonblock_select_race(bool close_c2) {
+  run([close_c2] {
     const std::size_t n = scaled(20000);  // Go: 100,000 (1,000 with -short)
     Chan<bool> done(1);
     for (std::size_t i = 0; i < n; ++i) {
-      Chan<int> c1(1), c2(1);
+      Chan<int> c1(1), c2(close_c2 ? 0 : 1);
       c1.send(1);
       go([c1, c2, done] {
         bool got = select(recv(c1), recv(c2), default_case()) != 2;
         done.send(got);
       });
-      c2.send(1);
+      if (close_c2) {
+        c2.close();
+      } else {
+        c2.send(1);
+      }
       select(recv(c1), default_case());
       ASSERT_TRUE(*done.recv()) << "no channel was ready, round " << i;
     }
   });
 }
 
-// TestNonblockSelectRace2: the same, with close(c2) (unbuffered) making c2
-// ready instead of a send.
-TEST_P(RuntimeChan, TestNonblockSelectRace2) {
-  run([] {
-    const std::size_t n = scaled(20000);  // Go: 100,000 (1,000 with -short)
-    Chan<bool> done(1);
-    for (std::size_t i = 0; i < n; ++i) {
-      Chan<int> c1(1), c2(0);
-      c1.send(1);
-      go([c1, c2, done] {
-        bool got = select(recv(c1), recv(c2), default_case()) != 2;
-        done.send(got);
-      });
-      c2.close();
-      select(recv(c1), default_case());
-      ASSERT_TRUE(*done.recv()) << "no channel was ready, round " << i;
-    }
-  });
-}
+TEST_P(RuntimeChan, TestNonblockSelectRace) { nonblock_select_race(false); }
+TEST_P(RuntimeChan, TestNonblockSelectRace2) { nonblock_select_race(true); }
 
 // TestSelfSelect: two goroutines each select between sending on and
 // receiving from the same channel (in both case orders); this must neither

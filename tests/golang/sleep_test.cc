@@ -237,7 +237,7 @@ TEST_P(GoTime, TestOverflowSleep) {
   run([] {
     constexpr auto big = Clock::duration::max();
     constexpr auto neg = Clock::duration::min();
-    go([] {
+    go([big] {
       sleep_for(big);
       ADD_FAILURE() << "big sleep returned";
     });

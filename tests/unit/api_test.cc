@@ -282,6 +282,22 @@ TEST(ApiChannels, ChannelsAsMapKeys) {
   EXPECT_EQ((a < b), !(b < a));
 }
 
+// ---------------------------------------------------------------- time values
+
+TEST(ApiTime, WallTimeOfATimerValue) {
+  auto sys_before = std::chrono::system_clock::now();
+  auto t = Clock::now();
+  auto wall = wall_time(t);
+  auto sys_after = std::chrono::system_clock::now();
+  EXPECT_GE(wall, sys_before - 1s);  // generous: the two clocks are read apart
+  EXPECT_LE(wall, sys_after + 1s);
+  EXPECT_EQ(format_time(t, "%Y").size(), 4u);
+  std::string hms = format_time(t);  // "15:04:05"
+  ASSERT_EQ(hms.size(), 8u);
+  EXPECT_EQ(hms[2], ':');
+  EXPECT_EQ(hms[5], ':');
+}
+
 // ---------------------------------------------------------------- WaitGroup::go
 
 TEST_P(ApiTest, WaitGroupGo) {

@@ -249,7 +249,8 @@ TEST_P(ChanTest, GoroutinesAndThreadsInEveryCombination) {
 class ChanStress : public ::testing::TestWithParam<std::tuple<int, int>> {};
 
 TEST_P(ChanStress, EveryValueReceivedExactlyOnce) {
-  auto [procs, cap] = GetParam();
+  const int procs = std::get<0>(GetParam());
+  const int cap = std::get<1>(GetParam());  // (clang 14 cannot capture structured bindings)
   int saved = max_procs();
   set_max_procs(procs);
   const int P = 4, C = 4;

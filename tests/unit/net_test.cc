@@ -214,7 +214,10 @@ TEST(NetScale, FiveThousandConnectionPairsOpenAtOnce) {
 
 TEST_P(NetTest, ReadDeadline) {
   run([] {
-    auto [ln, c, s] = Pair();
+    Pair pair;
+    [[maybe_unused]] auto& ln = pair.ln;
+    [[maybe_unused]] auto& c = pair.c;
+    [[maybe_unused]] auto& s = pair.s;
     char buf[16];
     std::error_code ec;
     // Already passed: fails without blocking, even with data available.
@@ -244,7 +247,10 @@ TEST_P(NetTest, ReadDeadline) {
 
 TEST_P(NetTest, DeadlineMovedWhileBlocked) {
   run([] {
-    auto [ln, c, s] = Pair();
+    Pair pair;
+    [[maybe_unused]] auto& ln = pair.ln;
+    [[maybe_unused]] auto& c = pair.c;
+    [[maybe_unused]] auto& s = pair.s;
     // Far away at first; moved near while the read is blocked.
     c.set_read_deadline(Clock::now() + 1h);
     Chan<std::error_code> result = read_in_background(c);
@@ -274,7 +280,10 @@ TEST_P(NetTest, DeadlineMovedWhileBlocked) {
 
 TEST_P(NetTest, WriteDeadlineWithPartialCount) {
   run([] {
-    auto [ln, c, s] = Pair();  // s never reads
+    Pair pair;  // s never reads
+    [[maybe_unused]] auto& ln = pair.ln;
+    [[maybe_unused]] auto& c = pair.c;
+    [[maybe_unused]] auto& s = pair.s;
     std::vector<std::byte> big(64 << 20);
     c.set_write_deadline(Clock::now() + 50ms);
     std::error_code ec;
@@ -287,7 +296,10 @@ TEST_P(NetTest, WriteDeadlineWithPartialCount) {
 
 TEST_P(NetTest, EndOfStream) {
   run([] {
-    auto [ln, c, s] = Pair();
+    Pair pair;
+    [[maybe_unused]] auto& ln = pair.ln;
+    [[maybe_unused]] auto& c = pair.c;
+    [[maybe_unused]] auto& s = pair.s;
     s.write("last words");
     s.close_write();
     std::string got;
@@ -360,7 +372,10 @@ TEST_P(NetTest, CloseUnblocksAcceptAndRead) {
 TEST_P(NetTest, CloseRacesWithBlockedCalls) {
   run([] {
     for (int round = 0; round < 50; ++round) {
-      auto [ln, c, s] = Pair();
+      Pair pair;
+      [[maybe_unused]] auto& ln = pair.ln;
+      [[maybe_unused]] auto& c = pair.c;
+      [[maybe_unused]] auto& s = pair.s;
       WaitGroup wg;
       std::atomic<int> ended{0};
       for (int i = 0; i < 4; ++i) {
@@ -394,7 +409,10 @@ TEST(NetSched, BlockedReadDoesNotStopOthersAtOneProc) {
   int saved = max_procs();
   set_max_procs(1);
   run([] {
-    auto [ln, c, s] = Pair();
+    Pair pair;
+    [[maybe_unused]] auto& ln = pair.ln;
+    [[maybe_unused]] auto& c = pair.c;
+    [[maybe_unused]] auto& s = pair.s;
     Chan<std::string> got(1);
     go([&] {
       char buf[16];
@@ -426,7 +444,10 @@ TEST(NetSched, BusyProcStillDeliversIo) {
   int saved = max_procs();
   set_max_procs(1);
   run([] {
-    auto [ln, c, s] = Pair();
+    Pair pair;
+    [[maybe_unused]] auto& ln = pair.ln;
+    [[maybe_unused]] auto& c = pair.c;
+    [[maybe_unused]] auto& s = pair.s;
     std::atomic<bool> got{false};
     go([&] {
       char buf[4];
@@ -443,7 +464,10 @@ TEST(NetSched, BusyProcStillDeliversIo) {
 
 TEST_P(NetTest, PeerReset) {
   run([] {
-    auto [ln, c, s] = Pair();
+    Pair pair;
+    [[maybe_unused]] auto& ln = pair.ln;
+    [[maybe_unused]] auto& c = pair.c;
+    [[maybe_unused]] auto& s = pair.s;
     Chan<std::error_code> res = read_in_background(c);
     sleep_for(5ms);
     // SO_LINGER with zero timeout: close sends RST instead of FIN.
@@ -460,7 +484,10 @@ TEST_P(NetTest, PeerReset) {
 
 TEST_P(NetTest, WriteLargerThanSocketBuffer) {
   run([] {
-    auto [ln, c, s] = Pair();
+    Pair pair;
+    [[maybe_unused]] auto& ln = pair.ln;
+    [[maybe_unused]] auto& c = pair.c;
+    [[maybe_unused]] auto& s = pair.s;
     const std::size_t kSize = scaled(32 << 20);
     std::string big = payload(7, 7, kSize);
     Chan<std::size_t> written(1);
