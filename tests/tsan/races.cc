@@ -1,5 +1,5 @@
 // tests/tsan/races.cc: ThreadSanitizer must see the user's races, and only
-// them (issue 10). Each mode is one small program run in its own process by
+// them. Each mode is one small program run in its own process by
 // tests/tsan/expect.sh under the tsan preset: the racy modes must produce a
 // "data race" report (Go's race detector reports the same programs), the
 // ordered twins must not. Before goro stated its edges explicitly, every

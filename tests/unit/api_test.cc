@@ -1,4 +1,4 @@
-// tests/unit/api_test.cc: the API a Go programmer reaches for (issue 11):
+// tests/unit/api_test.cc: the API a Go programmer reaches for:
 // Conn and Listener as shared handles, bufio-style reading and io.Copy over
 // a Conn, channel direction views in select, channels as map keys, and
 // WaitGroup::go.

@@ -1,4 +1,4 @@
-// tests/unit/death_test.cc: how goroutines die (issue 2): an unrecovered
+// tests/unit/death_test.cc: how goroutines die: an unrecovered
 // panic and a stack overflow each end the process with status 2 and a
 // message naming the goroutine.
 #include "common.h"

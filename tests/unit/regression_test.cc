@@ -1,5 +1,5 @@
 // tests/unit/regression_test.cc: regression tests for defects found by
-// porting real Go programs and by review (issue 10): lifetimes, capacity
+// porting real Go programs and by review: lifetimes, capacity
 // overflow, ErrGroup's limit, range over a reassigned channel, time.Tick,
 // the receive-handler forms. Each failed (or did not compile) before its fix.
 // The exit shapes and the TSan race tests are separate programs

@@ -1,4 +1,4 @@
-// tests/unit/runtime_test.cc: goroutines and the scheduler (issue 2).
+// tests/unit/runtime_test.cc: goroutines and the scheduler.
 #include <dirent.h>
 
 #include <atomic>

@@ -1,4 +1,4 @@
-// tests/unit/stack_test.cc: goroutine stacks (issue 2): guard pages, pooling,
+// tests/unit/stack_test.cc: goroutine stacks: guard pages, pooling,
 // and memory returned to the OS after a burst.
 #include <unistd.h>
 
