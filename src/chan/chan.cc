@@ -282,13 +282,12 @@ bool chan_send(ChanCore* c, void* src, bool block) {
   w.g = rt::current_waiter();
   w.elem = src;
   c->sendq.push(&w);
-  // An operation in progress keeps its channel alive: every user handle may
-  // be gone by the time this goroutine runs again.
-  chan_retain(c);
   arch::san_release(c);
   rt::park("chan send", &rt::unlock_lock, &c->lock);
+  // Nothing of the channel is touched from here on (the waker completed the
+  // operation under the lock), so every user handle may be gone by now; the
+  // TSan edge uses only the address.
   if (w.success) arch::san_acquire(c);
-  chan_release(c);
   if (!w.success) panic_send_closed();
   return true;
 }
@@ -332,11 +331,10 @@ RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
   w.g = rt::current_waiter();
   w.elem = opt;
   c->recvq.push(&w);
-  chan_retain(c);  // see chan_send
   arch::san_release(c);
   rt::park("chan receive", &rt::unlock_lock, &c->lock);
+  // As in chan_send: the channel itself is not touched after the wake.
   arch::san_acquire(w.success ? static_cast<const void*>(c) : &c->closed);
-  chan_release(c);
   return w.success ? RecvResult::value : RecvResult::closed;
 }
 
@@ -515,8 +513,10 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
     w.won_index = &won;
     (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).push(&w);
   }
-  // The operation keeps its channels alive (see chan_send): the clean-up
-  // below relocks every one of them after the wake.
+  // Unlike send and recv, select touches its channels after the wake: the
+  // clean-up below relocks every one of them. So it holds a reference to
+  // each while parked, and no channel can be freed under it even if every
+  // user handle goes meanwhile.
   for (int k = 0; k < nchans; ++k) {
     chan_retain(chans[k]);
     arch::san_release(chans[k]);
