@@ -36,6 +36,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <type_traits>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -196,6 +197,14 @@ inline void san_sync(const void* addr) {
 // A one-shot edge on a fresh heap address (TSan keys edges by address, so a
 // reused address would carry old histories): begin releases, end acquires
 // and frees. Null outside TSan builds.
+// The field that holds an edge between san_edge_begin and san_edge_end:
+// a pointer in TSan builds, an empty placeholder elsewhere.
+struct NoSanEdge {
+  NoSanEdge& operator=(void*) { return *this; }
+  operator void*() const { return nullptr; }  // NOLINT: stands in for a null pointer
+};
+using SanEdgeField = std::conditional_t<kTsan, void*, NoSanEdge>;
+
 inline void* san_edge_begin() {
 #if GORO_TSAN
   if (san_quiet()) return nullptr;

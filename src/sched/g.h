@@ -51,6 +51,8 @@ struct G {
   std::atomic<GStatus> status{GStatus::idle};
   bool is_thread = false;
   std::uint8_t stack_class = 0;
+  // plain-thread waiter: the futex its park blocks on (here, it fills padding)
+  std::atomic<std::uint32_t> thread_wake{0};
   G* sched_next = nullptr;  // global run queue / free list link (owner: that list's lock)
 
   // --- identity and diagnostics (goroutine dumps, panics)
@@ -60,11 +62,9 @@ struct G {
   std::int64_t wait_since_ns = 0;         // coarse monotonic time of the park
   G* all_next = nullptr;                  // allgs link, immutable once published
 
-  // --- plain-thread waiter
-  std::atomic<std::uint32_t> thread_wake{0};
-
-  // --- TSan: the spawn edge (arch::san_edge_begin), consumed at start
-  void* san_edge = nullptr;
+  // --- TSan: the spawn edge (arch::san_edge_begin), consumed at start; no
+  // room taken in other builds (a million descriptors: size matters)
+  [[no_unique_address]] arch::SanEdgeField san_edge;
 
   static constexpr std::size_t kInlineClosure = 96;
   alignas(16) unsigned char inline_closure[kInlineClosure];

@@ -67,21 +67,27 @@ GORO_EXPORT void g_start(GHandle* g, void (*thunk)(void*), const SpawnOptions* o
 struct Finally {
   void (*fn)(void*) = nullptr;
   void* arg = nullptr;
+  void run() const { fn(arg); }
+};
+// A plain go(): nothing to run, and no room taken in the closure (which must
+// stay small enough for the descriptor's inline storage).
+struct NoFinally {
+  void run() const {}
 };
 
-template <class Fn, class... Args>
+template <class Fin, class Fn, class... Args>
 struct Closure {
   Fn fn;
   std::tuple<Args...> args;
-  Finally fin;
+  [[no_unique_address]] Fin fin;
   static void thunk(void* p) {
     auto* self = static_cast<Closure*>(p);
     struct Destroy {
       Closure* c;
       ~Destroy() {
-        Finally f = c->fin;
+        Fin f = c->fin;
         c->~Closure();
-        if (f.fn != nullptr) f.fn(f.arg);
+        f.run();
       }
     } destroy{self};
     std::apply([self](auto&... a) { std::invoke(std::move(self->fn), std::move(a)...); },
@@ -89,10 +95,9 @@ struct Closure {
   }
 };
 
-template <class Fn, class... Args>
-void spawn_closure(const SpawnOptions* opts, Finally fin, const SourceSite& where, Fn&& fn,
-                   Args&&... args) {
-  using C = Closure<std::decay_t<Fn>, std::decay_t<Args>...>;
+template <class Fin, class Fn, class... Args>
+void spawn_closure(const SpawnOptions* opts, Fin fin, const SourceSite& where, Fn&& fn, Args&&... args) {
+  using C = Closure<Fin, std::decay_t<Fn>, std::decay_t<Args>...>;
   void* storage = nullptr;
   GHandle* g = g_alloc(sizeof(C), alignof(C), &storage);
   ::new (storage) C{std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...), fin};
@@ -119,31 +124,40 @@ class Spawnable {
     if constexpr (kSpawnInvocable<F, Args...>) {
       if constexpr (std::is_function_v<std::remove_reference_t<F>>) {
         fnptr_ = reinterpret_cast<void (*)()>(&f);
-        launch_ = [](const Spawnable& s, const SpawnOptions* o, Finally fin, Args&&... a) {
-          spawn_closure(o, fin, s.where_, reinterpret_cast<std::decay_t<F>>(s.fnptr_), std::forward<Args>(a)...);
+        launch_ = [](const Spawnable& s, const SpawnOptions* o, const Finally* fin, Args&&... a) {
+          auto f = reinterpret_cast<std::decay_t<F>>(s.fnptr_);
+          if (fin == nullptr) {
+            spawn_closure(o, NoFinally{}, s.where_, f, std::forward<Args>(a)...);
+          } else {
+            spawn_closure(o, *fin, s.where_, f, std::forward<Args>(a)...);
+          }
         };
       } else {
         obj_ = const_cast<void*>(static_cast<const volatile void*>(std::addressof(f)));
-        launch_ = [](const Spawnable& s, const SpawnOptions* o, Finally fin, Args&&... a) {
-          spawn_closure(o, fin, s.where_, std::forward<F>(*static_cast<std::remove_reference_t<F>*>(s.obj_)),
-                        std::forward<Args>(a)...);
+        launch_ = [](const Spawnable& s, const SpawnOptions* o, const Finally* fin, Args&&... a) {
+          auto&& f = std::forward<F>(*static_cast<std::remove_reference_t<F>*>(s.obj_));
+          if (fin == nullptr) {
+            spawn_closure(o, NoFinally{}, s.where_, std::forward<F>(f), std::forward<Args>(a)...);
+          } else {
+            spawn_closure(o, *fin, s.where_, std::forward<F>(f), std::forward<Args>(a)...);
+          }
         };
       }
     }
   }
   void launch(const SpawnOptions* opts, Args&&... args) const {
-    launch_(*this, opts, Finally{}, std::forward<Args>(args)...);
+    launch_(*this, opts, nullptr, std::forward<Args>(args)...);
   }
   // Spawns, and runs fin once the goroutine's function has returned or
   // thrown and its closure is destroyed.
   void launch_then(Finally fin, Args&&... args) const {
-    launch_(*this, nullptr, fin, std::forward<Args>(args)...);
+    launch_(*this, nullptr, &fin, std::forward<Args>(args)...);
   }
 
  private:
   void* obj_ = nullptr;
   void (*fnptr_)() = nullptr;
-  void (*launch_)(const Spawnable&, const SpawnOptions*, Finally, Args&&...) = nullptr;
+  void (*launch_)(const Spawnable&, const SpawnOptions*, const Finally*, Args&&...) = nullptr;
   SourceSite where_;
 };
 
