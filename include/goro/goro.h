@@ -6,6 +6,7 @@
 
 #include <goro/chan.h>
 #include <goro/context.h>
+#include <goro/debug.h>
 #include <goro/errc.h>
 #include <goro/errgroup.h>
 #include <goro/panic.h>

@@ -52,7 +52,7 @@ void go(const SpawnOptions& options, std::type_identity_t<detail::Spawnable<Args
 // when main returns are abandoned, as in Go. An exception escaping main is a
 // panic (exit status 2). May be called more than once, and from a goroutine.
 template <class F>
-int run(F&& main) {
+int run(F&& main, detail::SourceSite where = detail::SourceSite::current()) {
   using R = std::invoke_result_t<F&>;
   static_assert(std::is_void_v<R> || std::is_convertible_v<R, int>,
                 "run(main): main must return void or int");
@@ -60,7 +60,7 @@ int run(F&& main) {
     F* fn;
     int result;
   } ctx{&main, 0};
-  detail::run_main(&ctx, [](void* p) {
+  detail::run_main(where, &ctx, [](void* p) {
     auto* c = static_cast<Ctx*>(p);
     if constexpr (std::is_void_v<R>) {
       (*c->fn)();

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 extern "C" {
 void* goro_ctx_switch(void** save, void* load, void* transfer);
@@ -25,5 +26,18 @@ using EntryFn = void (*)(void* transfer, void* arg);
 // (16-byte aligned). The first switch into the returned stack pointer calls
 // entry(transfer, arg) on that stack.
 void* make_context(void* stack_top, EntryFn entry, void* arg);
+
+// The registers of a saved context, in DWARF numbering, for unwinding a
+// parked goroutine's stack (goroutine dumps). `frame` points at a copy of the
+// kSavedFrameBytes at the saved stack pointer `sp`; `pc` is the return
+// address into the code that switched away.
+struct SavedRegs {
+  int n = 0;
+  int num[16] = {};
+  std::uint64_t val[16] = {};
+  std::uint64_t pc = 0;
+};
+extern const std::size_t kSavedFrameBytes;
+void saved_regs(const void* frame, std::uintptr_t sp, SavedRegs& out);
 
 }  // namespace goro::arch

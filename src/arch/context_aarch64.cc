@@ -19,4 +19,19 @@ void* make_context(void* stack_top, EntryFn entry, void* arg) {
   return frame;
 }
 
+const std::size_t kSavedFrameBytes = 176;
+
+// DWARF numbers: x19-x30 are 19-30, sp 31.
+void saved_regs(const void* frame, std::uintptr_t sp, SavedRegs& out) {
+  const auto* w = static_cast<const std::uint64_t*>(frame);
+  out.n = 0;
+  for (int i = 0; i < 12; ++i) {
+    out.num[out.n] = 19 + i;
+    out.val[out.n++] = w[i];
+  }
+  out.num[out.n] = 31;
+  out.val[out.n++] = sp + kSavedFrameBytes;
+  out.pc = w[11];  // x30: where the switch returns
+}
+
 }  // namespace goro::arch

@@ -30,4 +30,20 @@ void* make_context(void* stack_top, EntryFn entry, void* arg) {
   return frame;
 }
 
+const std::size_t kSavedFrameBytes = kFrameWords * 8;
+
+// DWARF numbers: rbx 3, rbp 6, rsp 7, r12-r15 12-15.
+void saved_regs(const void* frame, std::uintptr_t sp, SavedRegs& out) {
+  const auto* w = static_cast<const std::uint64_t*>(frame);
+  static constexpr int kNum[] = {15, 14, 13, 12, 3, 6};  // words 1..6
+  out.n = 0;
+  for (int i = 0; i < 6; ++i) {
+    out.num[out.n] = kNum[i];
+    out.val[out.n++] = w[1 + i];
+  }
+  out.num[out.n] = 7;
+  out.val[out.n++] = sp + kFrameWords * 8;  // after the `ret`
+  out.pc = w[7];
+}
+
 }  // namespace goro::arch

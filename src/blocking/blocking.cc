@@ -15,6 +15,7 @@
 
 #include "goro/blocking.h"
 #include "arch/sanitizer.h"
+#include "diag/monitor.h"
 #include "sched/fatal.h"
 #include "sched/sched.h"
 
@@ -40,6 +41,10 @@ struct Pool {
   int idle = 0;
 };
 
+// goro::blocking calls in flight (queued or running, from park to wake), for
+// the deadlock check: a goroutine waiting on one will be woken.
+std::atomic<int> g_inflight{0};
+
 Pool& pool() {
   static Pool* p = new Pool;  // never destroyed: pool threads may outlive main
   return *p;
@@ -47,6 +52,7 @@ Pool& pool() {
 
 void pool_thread() {
   arch::SanRuntimeScope san;  // left only around the job's own function
+  rt::diag::runtime_thread_add();
   Pool& p = pool();
   std::unique_lock<std::mutex> lk(p.mu);
   for (;;) {
@@ -56,6 +62,7 @@ void pool_thread() {
       --p.idle;
       if (!woke) {
         --p.threads;
+        rt::diag::runtime_thread_remove();
         return;
       }
     }
@@ -115,10 +122,21 @@ void blocking_run(void (*fn)(void*) noexcept, void* arg) {
   }
   arch::SanRuntimeScope san;
   Job j{fn, arg, g, arch::san_edge_begin()};
+  g_inflight.fetch_add(1, std::memory_order_seq_cst);
   rt::park("blocking", &submit, &j);
+  g_inflight.fetch_sub(1, std::memory_order_seq_cst);
   arch::san_edge_end(j.san_edge);
 }
 
 }  // namespace detail
+
+namespace rt {
+int blocking_threads() {
+  Pool& p = pool();
+  std::lock_guard<std::mutex> lk(p.mu);
+  return p.threads;
+}
+int blocking_inflight() { return g_inflight.load(std::memory_order_seq_cst); }
+}  // namespace rt
 
 }  // namespace goro

@@ -50,6 +50,7 @@
 
 #include "arch/sanitizer.h"
 #include "sched/futex.h"
+#include "diag/diag.h"
 #include "sched/sched.h"
 
 namespace goro::detail {
@@ -283,6 +284,7 @@ bool chan_send(ChanCore* c, void* src, bool block) {
   w.elem = src;
   c->sendq.push(&w);
   arch::san_release(c);
+  w.g->wait_obj = c;
   rt::park("chan send", &rt::unlock_lock, &c->lock);
   // Nothing of the channel is touched from here on (the waker completed the
   // operation under the lock), so every user handle may be gone by now; the
@@ -332,6 +334,7 @@ RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
   w.elem = opt;
   c->recvq.push(&w);
   arch::san_release(c);
+  w.g->wait_obj = c;
   rt::park("chan receive", &rt::unlock_lock, &c->lock);
   // As in chan_send: the channel itself is not touched after the wake.
   arch::san_acquire(w.success ? static_cast<const void*>(c) : &c->closed);
@@ -370,6 +373,20 @@ void chan_close(ChanCore* c) {
 
 std::size_t chan_size(const ChanCore* c) { return c == nullptr ? 0 : c->count.load(std::memory_order_relaxed); }
 std::size_t chan_cap(const ChanCore* c) { return c == nullptr ? 0 : c->cap; }
+
+}  // namespace goro::detail
+
+namespace goro::rt::diag {
+// For dumps, while the world is stopped (a goroutine parked on c keeps it
+// alive: its handle is in use). A relaxed read of the counter.
+void chan_diag(const void* core, std::size_t& len, std::size_t& cap) {
+  const auto* c = static_cast<const detail::ChanCore*>(core);
+  len = c->count.load(std::memory_order_relaxed);
+  cap = c->cap;
+}
+}  // namespace goro::rt::diag
+
+namespace goro::detail {
 
 }  // namespace goro::detail
 

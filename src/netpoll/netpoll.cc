@@ -231,7 +231,7 @@ int netpoll(std::int64_t deadline_ns, G** out) {
       if (g->is_thread) {
         ready(g);
       } else {
-        g->status.store(GStatus::runnable, std::memory_order_relaxed);
+        g->status.store(GStatus::runnable, std::memory_order_release);
         out[k++] = g;
       }
     }

@@ -41,16 +41,18 @@ struct G {
 
   // --- closure
   void (*thunk)(void*) = nullptr;
-  void* closure = nullptr;      // inline_closure, or heap if it did not fit
-  bool closure_on_heap = false;
-  std::size_t closure_align = 16;  // of the heap closure
+  void* closure = nullptr;      // inline_closure, or heap if it did not fit (see closure_align)
 
-  // --- scheduling. `status` is bookkeeping for diagnostics: written
-  // (relaxed) by whoever changes the G's state, never read to synchronize;
-  // the run queues and park/ready order everything else.
+  // --- scheduling. `status` is bookkeeping for diagnostics, never read to
+  // schedule: the run queues and park/ready order everything. `waiting` and
+  // `runnable`-after-a-yield are stored (release) by the context switched to,
+  // after this G's context was saved, so a diagnostics reader that loads one
+  // of them (acquire) may read the saved context; `running` is stored before
+  // the switch into the G.
   std::atomic<GStatus> status{GStatus::idle};
   bool is_thread = false;
   std::uint8_t stack_class = 0;
+  std::uint8_t closure_align_log2 = 4;  // alignment of a heap closure (closure != inline_closure)
   // plain-thread waiter: the futex its park blocks on (here, it fills padding)
   std::atomic<std::uint32_t> thread_wake{0};
   G* sched_next = nullptr;  // global run queue / free list link (owner: that list's lock)
@@ -60,6 +62,12 @@ struct G {
   detail::SourceSite where;               // spawn site
   const char* wait_reason = nullptr;      // set while parked: "chan receive", "sleep", ...
   std::int64_t wait_since_ns = 0;         // coarse monotonic time of the park
+  // What the G is parked on, for dumps and leak checks: the channel core of a
+  // send or receive, the SelectState of a select, the Mutex of a lock;
+  // null when the primitive does not say. Set before park, read only while
+  // the G is parked (diagnostics, world stopped).
+  const void* wait_obj = nullptr;
+  std::uint64_t parent_id = 0;            // id of the goroutine that spawned it (0: a plain thread)
   G* all_next = nullptr;                  // allgs link, immutable once published
 
   // --- TSan: the spawn edge (arch::san_edge_begin), consumed at start; no
@@ -69,5 +77,7 @@ struct G {
   static constexpr std::size_t kInlineClosure = 96;
   alignas(16) unsigned char inline_closure[kInlineClosure];
 };
+// A million of them: keep it at four cache lines (TSan builds add the edge).
+static_assert(arch::kTsan || sizeof(G) == 256, "goroutine descriptor grew past 256 bytes");
 
 }  // namespace goro::rt

@@ -49,6 +49,7 @@
 #include "sched/futex.h"
 #include "netpoll/netpoll.h"
 #include "netpoll/poller.h"
+#include "diag/monitor.h"
 
 namespace goro::rt {
 
@@ -90,6 +91,23 @@ struct Sched {
   std::atomic<int> frozen{0};
   // goro::blocking jobs running on pool threads now (user code too).
   std::atomic<int> blocking_running{0};
+  // Stopping the world for diagnostics (stop_the_world): `stw_mu` makes one
+  // stop at a time and keeps set_max_procs out while one is in progress;
+  // `stopping` is set while Ps are asked to stop; each stopped P counts
+  // itself in `nstopped` and waits on `stw_seq` (a futex word bumped by
+  // start_the_world).
+  std::mutex stw_mu;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::uint32_t> nstopped{0};
+  std::atomic<std::uint32_t> stw_seq{0};
+  // For the deadlock check (src/diag/monitor.cc): idle_epoch counts Ps
+  // leaving the idle list (changed under `lock`); plain threads parked in a
+  // goro primitive are listed in `plain_parked` (under plain_mu, a leaf) and
+  // plain_epoch counts their wake-ups.
+  std::atomic<std::uint64_t> idle_epoch{0};
+  std::mutex plain_mu;
+  std::vector<std::pair<G*, pid_t>> plain_parked;
+  std::atomic<std::uint64_t> plain_epoch{0};
 };
 
 // Never destroyed: workers and abandoned goroutines outlive static destruction.
@@ -217,6 +235,7 @@ P* idle_pop_locked(Sched& s, bool spinning) {
     s.idle.erase(s.idle.begin() + static_cast<std::ptrdiff_t>(i));
     q->in_idle = false;
     s.nidle.fetch_sub(1, std::memory_order_seq_cst);
+    s.idle_epoch.fetch_add(1, std::memory_order_seq_cst);
     if (q->active.load(std::memory_order_acquire)) {
       q->spinning = spinning;
       return q;
@@ -449,13 +468,18 @@ G* runnable_fast(P* p, bool may_fire_timers = true) {
   return global_get(p, RunQueue::kSize / 2);
 }
 
+// The status stores below come after the switch, so a diagnostics reader that
+// sees `runnable` or `waiting` (acquire) sees the G's saved context too.
 void action_requeue(G* prev, void*) {
+  prev->status.store(GStatus::runnable, std::memory_order_release);
   P* p = current_p();
   runq_put(p, prev);
   if (sched().nidle.load(std::memory_order_relaxed) > 0) wakep();
 }
 
-void action_unlock(G*, void* arg) {
+void action_unlock(G* prev, void* arg) {
+  // Before the hook: once it runs, a waker may ready prev (runnable).
+  prev->status.store(GStatus::waiting, std::memory_order_release);
   auto* u = static_cast<std::pair<void (*)(void*), void*>*>(arg);
   auto fn = u->first;
   void* a = u->second;
@@ -468,7 +492,8 @@ void action_exit(G* prev, void*) {
   prev->san.tsan = nullptr;
   stack_put(p, prev->stack);
   prev->stack = nullptr;
-  if (prev->closure_on_heap) ::operator delete(prev->closure, std::align_val_t{prev->closure_align});
+  if (prev->closure != prev->inline_closure)
+    ::operator delete(prev->closure, std::align_val_t{std::size_t{1} << prev->closure_align_log2});
   prev->closure = nullptr;
   g_put(p, prev);
 }
@@ -643,10 +668,31 @@ G* steal_work(P* p) {
   for (;;) futex_wait(&never, 0);
 }
 
+// The world is being stopped (stop_the_world): p stops here, on g0 with no
+// goroutine running and no lock held, keeping its queues and timers, until
+// start_the_world. A P that is also inactive for set_max_procs stops here too
+// and goes back to its deactivated sleep afterwards.
+void stop_wait(P* p) {
+  Sched& s = sched();
+  std::uint32_t seq = s.stw_seq.load(std::memory_order_acquire);
+  s.nstopped.fetch_add(1, std::memory_order_acq_rel);
+  futex_wake(&s.nstopped, 1);
+  while (s.stopping.load(std::memory_order_acquire)) {
+    if (s.exiting.load(std::memory_order_acquire)) freeze(p);
+    futex_wait(&s.stw_seq, seq, mono_now_ns() + 10'000'000);  // bounded: exit needs no wake
+    seq = s.stw_seq.load(std::memory_order_acquire);
+  }
+  s.nstopped.fetch_sub(1, std::memory_order_acq_rel);
+}
+
 // A deactivated P hands its work away and sleeps until reactivated.
 void deactivate(P* p) {
   Sched& s = sched();
   if (s.exiting.load(std::memory_order_acquire)) freeze(p);
+  if (s.stopping.load(std::memory_order_acquire)) {
+    stop_wait(p);
+    if (p->active.load(std::memory_order_acquire)) return;
+  }
   reset_spinning(p);
   if (G* g = p->runnext.exchange(nullptr)) global_put(g);
   while (G* g = p->runq.pop()) global_put(g);
@@ -656,6 +702,10 @@ void deactivate(P* p) {
     std::uint32_t seq = p->wake_seq.load(std::memory_order_acquire);
     if (p->active.load(std::memory_order_acquire)) break;
     if (s.exiting.load(std::memory_order_acquire)) freeze(p);
+    if (s.stopping.load(std::memory_order_acquire)) {
+      stop_wait(p);
+      continue;
+    }
     futex_wait(&p->wake_seq, seq);
   }
 }
@@ -674,8 +724,10 @@ void idle_sleep(P* p) {
   s.lock.lock();
   s.idle.push_back(p);
   p->in_idle = true;
-  s.nidle.fetch_add(1, std::memory_order_seq_cst);  // pairs with wakep's RMW
+  const int idle_now = s.nidle.fetch_add(1, std::memory_order_seq_cst) + 1;  // pairs with wakep's RMW
   s.lock.unlock();
+  // The last P to go idle asks the monitor whether the program is deadlocked.
+  if (idle_now == s.nstarted.load(std::memory_order_relaxed)) diag::monitor_poke(diag::kCheckDeadlock);
   std::int64_t deadline = earliest_timer();
   bool polled = false;
   if (!any_work() && deadline > mono_now_ns() && p->active.load(std::memory_order_acquire)) {
@@ -700,6 +752,7 @@ void idle_sleep(P* p) {
     s.idle.erase(std::find(s.idle.begin(), s.idle.end(), p));
     p->in_idle = false;
     s.nidle.fetch_sub(1, std::memory_order_seq_cst);
+    s.idle_epoch.fetch_add(1, std::memory_order_seq_cst);
   }
   s.lock.unlock();
   // We run what the poll found; wake another P to take over the polling (and
@@ -742,6 +795,7 @@ void worker_main(P* p) {
   arch::san_runtime_enter();  // g0 runs only the scheduler, for life
   arch::san_release(&san_thread_start);
   tls_p = p;
+  p->tid.store(gettid(), std::memory_order_release);
   install_altstack();
   p->g0_san.tsan = arch::san_current_fiber();
   if constexpr (arch::kAsan) {
@@ -831,7 +885,7 @@ void raise_nofile_limit() {
 //    lock), without running the static destructors that would race with it.
 constexpr auto kExitGrace = std::chrono::milliseconds(250);
 
-void flush_stdio_bounded() {
+void flush_stdio_bounded_impl() {
   std::atomic<std::uint32_t> done{0};
   std::thread t([&] {
     std::fflush(nullptr);
@@ -865,7 +919,7 @@ void on_process_exit(int status, void*) {
          s.blocking_running.load(std::memory_order_seq_cst) > 0) {
     if (std::chrono::steady_clock::now() >= deadline) {
       arch::san_runtime_leave();  // the helper thread's creation must order it after us (TSan)
-      flush_stdio_bounded();
+      flush_stdio_bounded_impl();
       _exit(status);
     }
     std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -899,11 +953,41 @@ void start_runtime() {
     if (v > 0) s.default_stack.store(static_cast<std::size_t>(v));
   }
   install_fault_handler();
+  diag::monitor_start();
   int n = initial_procs();
   s.lock.lock();
   s.nprocs.store(n, std::memory_order_release);
   grow_procs_locked(s, n);
   s.lock.unlock();
+}
+
+// A plain thread parked in a goro primitive is listed (with its thread id) for
+// the deadlock check, which counts it as unable to act while its wake word is
+// 0. Listed after the unlock hook: a thread not yet listed counts as running,
+// which can only prevent a report.
+void plain_park_begin(G* t) {
+  Sched& s = sched();
+  static thread_local pid_t tid = gettid();
+  bool all_idle;
+  {
+    std::lock_guard<std::mutex> lk(s.plain_mu);
+    s.plain_parked.emplace_back(t, tid);
+    all_idle = s.nidle.load(std::memory_order_relaxed) == s.nstarted.load(std::memory_order_relaxed);
+  }
+  if (all_idle) diag::monitor_poke(diag::kCheckDeadlock);
+}
+
+void plain_park_end(G* t) {
+  Sched& s = sched();
+  std::lock_guard<std::mutex> lk(s.plain_mu);
+  s.plain_epoch.fetch_add(1, std::memory_order_seq_cst);
+  for (auto& e : s.plain_parked) {
+    if (e.first == t) {
+      e = s.plain_parked.back();
+      s.plain_parked.pop_back();
+      break;
+    }
+  }
 }
 
 // The pseudo-G of a plain thread, for park/ready.
@@ -947,12 +1031,13 @@ void park(const char* reason, void (*unlock)(void*), void* arg) {
   if (g == nullptr) {
     G& t = thread_g();
     if (unlock != nullptr) unlock(arg);
+    plain_park_begin(&t);
     while (t.thread_wake.exchange(0, std::memory_order_acquire) == 0) futex_wait(&t.thread_wake, 0);
+    plain_park_end(&t);
     return;
   }
   g->wait_reason = reason;
   g->wait_since_ns = coarse_now_ns();
-  g->status.store(GStatus::waiting, std::memory_order_relaxed);
   std::pair<void (*)(void*), void*> u{unlock, arg};
   Action act{&action_unlock, g, &u};
   switch_from_g(p, g, runnable_fast(p, false), &act, false);
@@ -966,7 +1051,7 @@ void ready(G* g, bool next) {
     futex_wake(&g->thread_wake, 1);
     return;
   }
-  g->status.store(GStatus::runnable, std::memory_order_relaxed);
+  g->status.store(GStatus::runnable, std::memory_order_release);
   P* p = current_p();
   if (p == nullptr || !p->active.load(std::memory_order_relaxed)) {
     global_put(g);
@@ -1024,6 +1109,109 @@ bool exiting() { return sched().exiting.load(std::memory_order_seq_cst); }
 void blocking_begin() { sched().blocking_running.fetch_add(1, std::memory_order_seq_cst); }
 void blocking_end() { sched().blocking_running.fetch_sub(1, std::memory_order_release); }
 
+// ---------------------------------------------------------------- stopping the world
+// Diagnostics read every goroutine's descriptor and copy parked goroutines'
+// stacks while no P runs a goroutine. Each P stops at its next scheduling
+// point (runnable_fast and find_runnable check `active` first, so a P that
+// sees it false switches to g0 and reaches stop_wait before running anything
+// else); idle and polling Ps are woken to do the same. A P whose goroutine
+// computes without a scheduling point cannot be stopped: after `timeout_ns`
+// the caller goes on without it (that goroutine is shown as running; it
+// cannot resume any other goroutine before it stops, for the same reason).
+void stop_the_world(WorldStop& w, std::int64_t timeout_ns) {
+  Sched& s = sched();
+  ensure_started();
+  s.stw_mu.lock();
+  w.self = current_p();
+  s.stopping.store(true, std::memory_order_seq_cst);
+  s.lock.lock();
+  w.nprocs = s.nstarted.load(std::memory_order_relaxed);
+  for (int i = 0; i < w.nprocs; ++i) {
+    w.was_active[i] = s.ps[i]->active.load(std::memory_order_relaxed);
+    s.ps[i]->active.store(false, std::memory_order_release);
+  }
+  s.lock.unlock();
+  for (int i = 0; i < w.nprocs; ++i) {
+    if (s.ps[i] != w.self) wake_p(s.ps[i]);
+  }
+  const std::uint32_t need = static_cast<std::uint32_t>(w.nprocs - (w.self != nullptr ? 1 : 0));
+  const std::int64_t deadline = mono_now_ns() + timeout_ns;
+  for (;;) {
+    std::uint32_t n = s.nstopped.load(std::memory_order_acquire);
+    if (n >= need || mono_now_ns() >= deadline || s.exiting.load(std::memory_order_acquire)) break;
+    futex_wait(&s.nstopped, n, std::min(deadline, mono_now_ns() + 1'000'000));
+  }
+  w.all_stopped = s.nstopped.load(std::memory_order_acquire) >= need;
+}
+
+void start_the_world(WorldStop& w) {
+  Sched& s = sched();
+  s.lock.lock();
+  if (!s.exiting.load(std::memory_order_seq_cst)) {  // exit is final (HACKING rule 9)
+    for (int i = 0; i < w.nprocs; ++i) s.ps[i]->active.store(w.was_active[i], std::memory_order_release);
+  }
+  s.lock.unlock();
+  s.stopping.store(false, std::memory_order_seq_cst);
+  s.stw_seq.fetch_add(1, std::memory_order_release);
+  futex_wake(&s.stw_seq, INT32_MAX);
+  s.stw_mu.unlock();
+}
+
+// The scheduler's half of the deadlock check (the proof is in
+// docs/ARCHITECTURE.md, "Deadlock reports"): no P runs or can find work, no
+// timer is armed, nothing waits on the network or a goro::blocking call, and
+// the world is not being stopped or torn down. `epoch` changes whenever a P
+// leaves the idle list or a parked plain thread wakes; equal epochs around
+// two successful checks mean nothing ran in between. `tids` gets the worker
+// threads and the plain threads parked now (wake word still 0).
+void flush_stdio_bounded() { flush_stdio_bounded_impl(); }
+
+bool sched_quiescent(std::uint64_t& epoch, std::vector<pid_t>* tids) {
+  Sched& s = sched();
+  epoch = s.idle_epoch.load(std::memory_order_seq_cst) * 0x9E3779B97F4A7C15ULL +
+          s.plain_epoch.load(std::memory_order_seq_cst);
+  if (s.stopping.load(std::memory_order_seq_cst) || s.exiting.load(std::memory_order_seq_cst)) return false;
+  const int n = s.nstarted.load(std::memory_order_acquire);
+  if (n == 0 || s.nprocs.load(std::memory_order_seq_cst) != n || s.nidle.load(std::memory_order_seq_cst) != n ||
+      s.nspinning.load(std::memory_order_seq_cst) != 0)
+    return false;
+  if (any_work() || netpoll_waiters() != 0 || blocking_inflight() != 0 || timers_pending() != 0) return false;
+  if (tids != nullptr) {
+    for (int i = 0; i < n; ++i) tids->push_back(s.ps[i]->tid.load(std::memory_order_acquire));
+    std::lock_guard<std::mutex> lk(s.plain_mu);
+    for (auto& e : s.plain_parked) {
+      if (e.first->thread_wake.load(std::memory_order_acquire) == 0) tids->push_back(e.second);
+    }
+  }
+  return true;
+}
+
+void for_each_g(void (*fn)(G*, void*), void* arg) {
+  Sched& s = sched();
+  s.lock.lock();
+  G* head = s.allgs;  // links are immutable once published
+  s.lock.unlock();
+  for (G* g = head; g != nullptr; g = g->all_next) fn(g, arg);
+}
+
+SchedCounts sched_counts() {
+  Sched& s = sched();
+  SchedCounts c;
+  c.procs = s.nprocs.load(std::memory_order_relaxed);
+  c.idle = s.nidle.load(std::memory_order_relaxed);
+  c.spinning = s.nspinning.load(std::memory_order_relaxed);
+  c.global_queue = s.gsize.load(std::memory_order_relaxed);
+  c.started = s.nstarted.load(std::memory_order_acquire);
+  for (int i = 0; i < c.started && i < kMaxProcsDiag; ++i) {
+    P* q = s.ps[i];
+    c.local_queue[i] = q->runq.size() + (q->runnext.load(std::memory_order_relaxed) != nullptr ? 1 : 0);
+    c.spawned += q->nspawned.load(std::memory_order_relaxed);
+  }
+  c.spawned += static_cast<std::uint64_t>(s.thread_spawned.load(std::memory_order_relaxed));
+  c.blocking_running = s.blocking_running.load(std::memory_order_relaxed);
+  return c;
+}
+
 std::size_t timers_pending() {
   Sched& s = sched();
   std::size_t total = 0;
@@ -1052,11 +1240,10 @@ GHandle* g_alloc(std::size_t size, std::size_t align, void** storage) {
   // inline storage would carry the shadow of a dead goroutine's accesses.
   if (!arch::kTsan && size <= rt::G::kInlineClosure && align <= 16) {
     g->closure = g->inline_closure;
-    g->closure_on_heap = false;
   } else {
-    g->closure_align = std::max<std::size_t>(align, 16);
-    g->closure = ::operator new(size, std::align_val_t{g->closure_align});
-    g->closure_on_heap = true;
+    std::size_t a = std::max<std::size_t>(align, 16);
+    g->closure_align_log2 = static_cast<std::uint8_t>(__builtin_ctzll(a));
+    g->closure = ::operator new(size, std::align_val_t{a});
   }
   *storage = g->closure;
   return reinterpret_cast<GHandle*>(g);
@@ -1075,6 +1262,7 @@ void g_start(GHandle* h, void (*thunk)(void*), const SpawnOptions* opts,
   g->where = where;
   g->stack_class = rt::stack_class_for(ss);
   g->id = rt::new_goid(p);
+  g->parent_id = p != nullptr && p->curg != nullptr ? p->curg->id : 0;
   g->status.store(rt::GStatus::runnable, std::memory_order_relaxed);
   if (p == nullptr || !p->active.load(std::memory_order_relaxed)) {
     s.thread_spawned.fetch_add(1, std::memory_order_relaxed);
@@ -1083,15 +1271,16 @@ void g_start(GHandle* h, void (*thunk)(void*), const SpawnOptions* opts,
     return;
   }
   p->nlive.store(p->nlive.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  p->nspawned.store(p->nspawned.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   rt::G* old = p->runnext.exchange(g, std::memory_order_release);
   if (old != nullptr) rt::runq_put(p, old);
   rt::wakep();
 }
 
-void run_main(void* ctx, void (*fn)(void*)) {
+void run_main(const SourceSite& where, void* ctx, void (*fn)(void*)) {
   WaitGroup wg;
   wg.add(1);
-  go([ctx, fn, &wg] {
+  spawn_closure(nullptr, NoFinally{}, where, [ctx, fn, &wg] {
     fn(ctx);
     wg.done();
   });
@@ -1115,12 +1304,10 @@ void yield() {
   if (next == nullptr) {
     if (!p->active.load(std::memory_order_acquire)) {
       rt::Action act{&rt::action_requeue, g, nullptr};
-      g->status.store(rt::GStatus::runnable, std::memory_order_relaxed);
       rt::switch_from_g(p, g, nullptr, &act, false);
     }
     return;
   }
-  g->status.store(rt::GStatus::runnable, std::memory_order_relaxed);
   rt::Action act{&rt::action_requeue, g, nullptr};
   rt::switch_from_g(p, g, next, &act, false);
 }
@@ -1152,6 +1339,7 @@ void set_max_procs(int n) {
   arch::SanRuntimeScope san;
   rt::ensure_started();
   rt::Sched& s = rt::sched();
+  std::lock_guard<std::mutex> stw(s.stw_mu);  // not while the world is stopped
   s.lock.lock();
   int old = s.nprocs.load(std::memory_order_relaxed);
   s.nprocs.store(n, std::memory_order_release);

@@ -20,6 +20,8 @@
 //    blocks on a futex.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <thread>
@@ -59,6 +61,11 @@ bool exiting();
 void blocking_begin();
 void blocking_end();
 
+// The goro::blocking pool (src/blocking): threads it has now, and calls in
+// flight (a goroutine parked until its job returns).
+int blocking_threads();
+int blocking_inflight();
+
 // Timers in every P's heap now (diagnostics and tests).
 std::size_t timers_pending();
 
@@ -87,8 +94,10 @@ struct P {
   bool spinning = false;        // counted in Sched::nspinning; set by a waker before the wake
 
   // Goroutines spawned here minus those that exited here (may be negative;
-  // the sum over Ps is the live count). Written only by this P's thread.
+  // the sum over Ps is the live count), and spawned here in all. Written
+  // only by this P's thread.
   std::atomic<std::int64_t> nlive{0};
+  std::atomic<std::uint64_t> nspawned{0};
 
   // --- run queues: runq (see runq.h) and runnext, the G readied by the
   // running one, which runs next. Any thread may exchange runnext (stealing).
@@ -110,6 +119,7 @@ struct P {
   std::atomic<bool> polling{false};
   bool in_idle = false;
   bool started = false;         // thread created (Sched::lock)
+  std::atomic<pid_t> tid{0};    // its thread's id, once running (diagnostics)
 };
 
 // ---------------------------------------------------------------- API
@@ -127,6 +137,43 @@ void ready(G* g, bool next = true);
 // Called when a goroutine or thread has just parked in the netpoller: if no
 // thread is blocked polling and some P is idle, wakes one to poll.
 void poll_wanted();
+
+// ---------------------------------------------------------------- diagnostics
+inline constexpr int kMaxProcsDiag = 256;  // = the scheduler's limit on Ps
+
+// Stops every P at its next scheduling point (see sched.cc); one stop at a
+// time. The caller's own P (if it is a goroutine) keeps running the caller.
+// all_stopped is false if some P did not stop within the timeout (its
+// goroutine computes without a scheduling point). Always pair with
+// start_the_world.
+struct WorldStop {
+  P* self = nullptr;
+  int nprocs = 0;
+  bool all_stopped = false;
+  bool was_active[kMaxProcsDiag] = {};
+};
+void stop_the_world(WorldStop& w, std::int64_t timeout_ns);
+void start_the_world(WorldStop& w);
+
+// Calls fn on every G descriptor ever made (free ones too: check status).
+void for_each_g(void (*fn)(G*, void*), void* arg);
+
+// Counters for runtime_stats and schedtrace (each read on its own, without
+// stopping anything: a consistent picture only when the program is quiet).
+struct SchedCounts {
+  int procs = 0, started = 0, idle = 0, spinning = 0, blocking_running = 0;
+  std::uint32_t global_queue = 0;
+  std::uint32_t local_queue[kMaxProcsDiag] = {};
+  std::uint64_t spawned = 0;
+};
+SchedCounts sched_counts();
+
+// The scheduler's half of the deadlock check (see sched.cc).
+bool sched_quiescent(std::uint64_t& epoch, std::vector<pid_t>* tids);
+
+// Flushes stdio from a helper thread, waiting at most 100 ms (a goroutine
+// still running may hold a stdio lock). For exits that skip the destructors.
+void flush_stdio_bounded();
 
 // Lock-free helper for park(): releases a rt::Lock.
 inline void unlock_lock(void* l) { static_cast<Lock*>(l)->unlock(); }

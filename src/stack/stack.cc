@@ -44,8 +44,17 @@ struct Pool {
   std::atomic<std::size_t> nclean{0};
 };
 
+// Every slab ever mapped (slabs are never unmapped), for stack_stats. A
+// lock-free stack of immutable nodes.
+struct SlabInfo {
+  char* base;
+  std::size_t len;
+  SlabInfo* next;
+};
+
 struct Global {
   Pool pools[kClasses];
+  std::atomic<SlabInfo*> slab_list{nullptr};
   std::atomic<std::size_t> slabs{0};
   std::atomic<std::size_t> stacks{0};
   std::atomic<std::size_t> guarded_madvise{0};
@@ -129,6 +138,9 @@ Stack* new_slab(std::uint8_t cls) {
   }
   g.slabs.fetch_add(1, std::memory_order_relaxed);
   g.stacks.fetch_add(n, std::memory_order_relaxed);
+  auto* info = new SlabInfo{static_cast<char*>(base), n * stride, g.slab_list.load(std::memory_order_relaxed)};
+  while (!g.slab_list.compare_exchange_weak(info->next, info, std::memory_order_release, std::memory_order_relaxed)) {
+  }
   if (n > 1) {
     Pool& p = g.pools[cls];
     for (std::size_t i = 1; i + 1 < n; ++i) descs[i].next = &descs[i + 1];
@@ -275,9 +287,18 @@ bool stack_guard_hit(const void* addr, const Stack* s) {
   return s->guarded && a < lo && a >= lo - page_size();
 }
 
-StackStats stack_stats() {
+StackStats stack_stats(bool resident) {
   Global& g = global();
   StackStats st;
+  std::vector<unsigned char> vec;
+  const std::size_t ps = page_size();
+  for (SlabInfo* i = g.slab_list.load(std::memory_order_acquire); i != nullptr; i = i->next) {
+    st.reserved_bytes += i->len;
+    if (!resident) continue;
+    vec.resize((i->len + ps - 1) / ps);
+    if (mincore(i->base, i->len, vec.data()) != 0) continue;
+    for (unsigned char v : vec) st.resident_bytes += (v & 1) * ps;
+  }
   st.slabs = g.slabs.load();
   st.stacks = g.stacks.load();
   st.guarded_madvise = g.guarded_madvise.load();

@@ -71,8 +71,10 @@ struct StackStats {
   std::size_t guarded_madvise = 0;
   std::size_t guarded_mprotect = 0;
   std::size_t unguarded = 0;
+  std::size_t reserved_bytes = 0;  // address space of every slab
+  std::size_t resident_bytes = 0;  // of which in RAM now (mincore; only when asked)
 };
-StackStats stack_stats();
+StackStats stack_stats(bool resident = false);
 
 // Finds the stack whose guard page holds `addr` (for the SIGSEGV handler;
 // async-signal-safe: reads only immutable slab metadata).

@@ -67,6 +67,7 @@ void Mutex::lock_slow() {
     w.granted = false;
     if (w.since_ns == 0) w.since_ns = rt::mono_now_ns();
     rt::WaitList(head_, tail_).push_back(&w);
+    w.g->wait_obj = this;
     rt::park("sync.Mutex.Lock", &rt::unlock_lock, &qlock_);
     // Handed off: we own it (ready/park order the previous holder's writes
     // before our return).

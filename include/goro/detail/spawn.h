@@ -161,7 +161,8 @@ class Spawnable {
   SourceSite where_;
 };
 
-GORO_EXPORT void run_main(void* ctx, void (*fn)(void*));
+// run(main): main becomes a goroutine whose spawn site is run's caller.
+GORO_EXPORT void run_main(const SourceSite& where, void* ctx, void (*fn)(void*));
 
 }  // namespace detail
 }  // namespace goro

@@ -1,0 +1,81 @@
+// goro/debug.h: seeing inside a running program: goroutine dumps (Go's
+// runtime.Stack(buf, true) and SIGQUIT traceback), a snapshot of every
+// goroutine, and runtime statistics (runtime/metrics).
+//
+// Each may be called at any time from a goroutine or a plain thread. A dump
+// stops the world only while it copies the goroutines' descriptors and the
+// live part of parked goroutines' stacks; unwinding and naming the frames
+// happen afterwards, while everything runs again (from a goroutine, on the
+// goro::blocking pool, so its processor is not held).
+//
+// Environment (read at runtime start):
+//   GORO_SIGQUIT=0      leave SIGQUIT alone (default: a dump to stderr and
+//                       exit status 2, as Go, unless the program installed
+//                       its own handler first)
+//   GORO_DEBUG=schedtrace=<ms>   one scheduler summary line per period on
+//                       stderr (Go's schedtrace)
+#pragma once
+
+#include <goro/export.h>
+#include <goro/runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace goro {
+
+// One goroutine, as goroutines() saw it.
+struct GoroutineInfo {
+  std::uint64_t id = 0;
+  std::string state;          // "running", "runnable", or the wait reason ("chan receive", ...)
+  std::string wait_reason;    // empty unless waiting
+  Clock::duration waiting_for{};  // how long it has been waiting (coarse: a few ms)
+  std::string spawn_site;     // "file:line" of the go() call
+  std::string spawn_function; // the function that called go()
+  std::uint64_t parent_id = 0;  // the goroutine that spawned it; 0 for one spawned by a plain thread
+};
+
+struct RuntimeStats {
+  std::size_t goroutines = 0;   // live (spawned and not returned)
+  std::size_t running = 0;
+  std::size_t runnable = 0;
+  std::size_t waiting = 0;
+  int procs = 0;                // max_procs()
+  std::size_t threads = 0;      // OS threads the runtime started that exist now (workers, pool, monitor)
+  std::uint64_t spawned_total = 0;
+  std::size_t stack_bytes_reserved = 0;   // address space of all stack slabs
+  std::size_t stack_bytes_committed = 0;  // of which resident in RAM now (mincore)
+  std::size_t timers = 0;       // armed timers (sleeps, Timers, Tickers, deadlines)
+  std::size_t io_waiters = 0;   // goroutines and threads parked in the netpoller
+  std::size_t blocking_threads = 0;  // goro::blocking pool threads
+  std::size_t blocking_running = 0;  // of which running a job
+};
+
+// Every goroutine in Go's traceback text: one block per goroutine, the
+// caller's first, then by id; blocks separated by a blank line:
+//   goroutine 7 [chan receive, 3 minutes]:
+//   main::worker(goro::Chan<int>)
+//   	/src/main.cc:12 +0x45
+//   created by main::serve()
+//   	/src/main.cc:30
+// A parked or runnable goroutine's frames come from its saved stack; a
+// running one on another thread shows "goroutine running on other thread;
+// stack unavailable". Frames are named from the binary's symbol table
+// (file:line where debug info exists); an unknown frame is "?".
+GORO_EXPORT std::string goroutine_dump();
+
+// The same content as JSON, for tools: {"goroutines":[{"id", "state",
+// "wait_reason", "waiting_ms", "parent_id", "created_by": {"function",
+// "file", "line"}, "wait_object": {"kind", "address", "len", "cap"},
+// "frames": [{"function", "file", "line", "module", "pc"}]}, ...]}.
+GORO_EXPORT std::string goroutine_dump_json();
+
+// A snapshot of every live goroutine (no stacks: cheap).
+GORO_EXPORT std::vector<GoroutineInfo> goroutines();
+
+// Counters, cheap enough to read every second.
+GORO_EXPORT RuntimeStats runtime_stats();
+
+}  // namespace goro

@@ -1,0 +1,84 @@
+// src/diag/diag.h: the runtime's diagnostics (goroutine dumps, deadlock
+// reports, stats), shared by the files of src/diag.
+//
+// A dump is taken in two steps. take_snapshot stops the world (every P at its
+// next scheduling point, see stop_the_world in sched.cc) only long enough to
+// copy each goroutine's descriptor and, for a goroutine whose context is
+// saved, the live part of its stack (saved stack pointer to stack top,
+// bounded). The world then runs again, and the copies are unwound and
+// symbolized (unwind.cc: libdw, loaded on first use) at leisure: nothing of
+// the live goroutines is read after the world restarts.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "arch/context.h"
+#include "sched/g.h"
+
+namespace goro::rt::diag {
+
+struct GSnap {
+  std::uint64_t id = 0;
+  std::uint64_t parent_id = 0;
+  GStatus status = GStatus::idle;
+  bool is_caller = false;        // the goroutine that asked for the snapshot
+  bool stack_elided = false;     // the copy budget ran out
+  const char* wait_reason = nullptr;
+  std::int64_t wait_since_ns = 0;
+  detail::SourceSite where;
+  const void* wait_obj = nullptr;
+  long chan_len = -1, chan_cap = -1;  // when parked on a channel
+  // The copied stack: bytes [sp, sp + copy_len) of the goroutine's stack
+  // live at Snapshot::bytes[copy_off ...]; regs were read from its start.
+  std::uintptr_t sp = 0;
+  std::size_t copy_off = 0, copy_len = 0;
+  arch::SavedRegs regs;
+  std::vector<std::uintptr_t> pcs;  // filled by unwind (return addresses)
+};
+
+struct Snapshot {
+  std::vector<GSnap> gs;                 // the caller first, then by id
+  std::vector<unsigned char> bytes;      // stack copies
+  std::int64_t taken_ns = 0;             // coarse monotonic time
+  bool all_stopped = true;               // every P stopped in time
+};
+
+// Per goroutine: at most this much stack is copied (deeper frames are
+// elided, as Go elides frames past 100); all copies together at most
+// kCopyBudget (frames of the rest are elided).
+inline constexpr std::size_t kMaxStackCopy = 64 * 1024;
+inline constexpr std::size_t kCopyBudget = std::size_t{256} << 20;
+inline constexpr int kMaxFrames = 100;
+
+// Takes a snapshot of every live goroutine (and copies of parked ones'
+// stacks when `stacks`). Callable from goroutines and plain threads.
+void take_snapshot(Snapshot& s, bool stacks);
+
+// Fills g.pcs from its stack copy (the caller's from its own live stack).
+// Returns false when no unwinder is available (libdw missing).
+bool unwind(const Snapshot& s, GSnap& g);
+void unwind_self(GSnap& g, int skip);
+
+struct Symbol {
+  std::string function;  // demangled, or "?"
+  std::string file;      // source file, empty without debug info
+  int line = 0;
+  std::string module;    // the object file holding pc
+  std::uintptr_t offset = 0;         // pc - function start
+  std::uintptr_t module_offset = 0;  // pc - the module's load address (for addr2line)
+};
+// pc is a return address (looked up at pc - 1). Returns one frame, or with
+// debug info one per function inlined at pc, innermost first, the real
+// function last. Never throws.
+std::vector<Symbol> symbolize(std::uintptr_t pc);
+
+std::string render_text(Snapshot& s);
+std::string render_json(Snapshot& s);
+
+// Channel internals for the dump (src/chan/chan.cc).
+void chan_diag(const void* core, std::size_t& len, std::size_t& cap);
+
+}  // namespace goro::rt::diag

@@ -1,0 +1,212 @@
+// src/diag/monitor.cc: the monitor thread: SIGQUIT, the deadlock check,
+// schedtrace.
+//
+// The SIGQUIT handler only pokes the monitor (an atomic or and a futex
+// wake, both async-signal-safe); the dump is made on the monitor thread,
+// which holds no lock the interrupted code could hold, so a signal that lands
+// inside malloc or while a scheduler lock is held cannot deadlock it.
+#include "diag/monitor.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "arch/sanitizer.h"
+#include "goro/debug.h"
+#include "netpoll/netpoll.h"
+#include "sched/futex.h"
+#include "sched/sched.h"
+
+namespace goro::rt::diag {
+
+namespace {
+
+std::atomic<std::uint32_t> g_req{0};
+std::atomic<int> g_started{0};
+
+// Constant-initialized or function-local: the runtime may start from another
+// file's static initializer, before this file's dynamic initializers run.
+std::mutex g_threads_mu;
+std::vector<pid_t>& runtime_tids() {
+  static auto* v = new std::vector<pid_t>;  // never destroyed (threads outlive statics)
+  return *v;
+}
+
+std::int64_t g_schedtrace_ms = 0;
+std::int64_t g_start_ns = 0;
+
+void write_all(const std::string& s) {
+  const char* p = s.data();
+  std::size_t n = s.size();
+  while (n > 0) {
+    ssize_t w = ::write(2, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+[[noreturn]] void die_with_dump(const char* first_line) {
+  std::string out = first_line;
+  out += "\n\n";
+  out += goroutine_dump();
+  flush_stdio_bounded();  // what the program printed comes first
+  write_all(out);
+  _exit(2);
+}
+
+void on_sigquit(int) {
+  int saved = errno;
+  monitor_poke(kSigquit);
+  errno = saved;
+}
+
+void install_sigquit() {
+  const char* e = std::getenv("GORO_SIGQUIT");
+  if (e != nullptr && std::strcmp(e, "0") == 0) return;
+  struct sigaction old {};
+  if (sigaction(SIGQUIT, nullptr, &old) != 0) return;
+  // The program's own handler (or an explicit SIG_IGN) wins.
+  if ((old.sa_flags & SA_SIGINFO) != 0 || old.sa_handler != SIG_DFL) return;
+  struct sigaction sa {};
+  sa.sa_handler = &on_sigquit;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGQUIT, &sa, nullptr);
+}
+
+// The deadlock check; the proof that a report is never false is in
+// docs/ARCHITECTURE.md ("Deadlock reports"). In short: if no P runs or can
+// find work, no timer, network wait or blocking call is pending, and every
+// thread of the process is the runtime's or a plain thread parked in a goro
+// primitive, then nothing can ever make a goroutine runnable; checking twice
+// with the same epoch shows that this held over the whole check.
+bool deadlocked() {
+  std::uint64_t e1 = 0, e2 = 0;
+  std::vector<pid_t> known;
+  if (!sched_quiescent(e1, &known)) return false;
+  const std::size_t parked_plain = known.size() - static_cast<std::size_t>(sched_counts().started);
+  if (goro::num_goroutines() == 0 && parked_plain == 0) return false;  // nothing is blocked
+  {
+    std::lock_guard<std::mutex> lk(g_threads_mu);
+    known.insert(known.end(), runtime_tids().begin(), runtime_tids().end());
+  }
+  std::sort(known.begin(), known.end());
+  DIR* d = opendir("/proc/self/task");
+  if (d == nullptr) return false;
+  bool all_known = true;
+  while (dirent* ent = readdir(d)) {
+    if (ent->d_name[0] == '.') continue;
+    pid_t tid = static_cast<pid_t>(std::atol(ent->d_name));
+    if (!std::binary_search(known.begin(), known.end(), tid)) {
+      all_known = false;  // a thread goro knows nothing of could still act
+      break;
+    }
+  }
+  closedir(d);
+  if (!all_known) return false;
+  return sched_quiescent(e2, nullptr) && e1 == e2;
+}
+
+void schedtrace_line() {
+  SchedCounts c = sched_counts();
+  RuntimeStats st = runtime_stats();
+  std::string line;
+  char buf[160];
+  std::snprintf(buf, sizeof buf,
+                "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%zu spinningthreads=%d runqueue=%u [",
+                static_cast<long long>((mono_now_ns() - g_start_ns) / 1'000'000), c.procs, c.idle, st.threads,
+                c.spinning, c.global_queue);
+  line += buf;
+  for (int i = 0; i < c.started && i < kMaxProcsDiag; ++i) {
+    std::snprintf(buf, sizeof buf, i == 0 ? "%u" : " %u", c.local_queue[i]);
+    line += buf;
+  }
+  std::snprintf(buf, sizeof buf, "] goroutines=%zu running=%zu runnable=%zu waiting=%zu timers=%zu iowait=%zu\n",
+                st.goroutines, st.running, st.runnable, st.waiting, st.timers, st.io_waiters);
+  line += buf;
+  write_all(line);
+}
+
+void parse_debug_env() {
+  const char* e = std::getenv("GORO_DEBUG");
+  if (e == nullptr) return;
+  std::string s(e);
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    std::size_t comma = s.find(',', pos);
+    std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::size_t eq = item.find('=');
+    if (eq != std::string::npos) {
+      std::string key = item.substr(0, eq);
+      long long v = std::atoll(item.c_str() + eq + 1);
+      if (key == "schedtrace" && v > 0) g_schedtrace_ms = v;
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+}
+
+void monitor_main() {
+  arch::SanRuntimeScope san;
+  runtime_thread_add();
+  std::int64_t next_trace = g_schedtrace_ms > 0 ? mono_now_ns() + g_schedtrace_ms * 1'000'000 : INT64_MAX;
+  for (;;) {
+    std::uint32_t r = g_req.exchange(0, std::memory_order_acq_rel);
+    if ((r & kSigquit) != 0) die_with_dump("SIGQUIT: quit");
+    if ((r & kCheckDeadlock) != 0 && deadlocked()) die_with_dump("fatal error: all goroutines are asleep - deadlock!");
+    if (mono_now_ns() >= next_trace) {
+      schedtrace_line();
+      next_trace += g_schedtrace_ms * 1'000'000;
+    }
+    if (r == 0) futex_wait(&g_req, 0, next_trace == INT64_MAX ? -1 : next_trace);
+  }
+}
+
+}  // namespace
+
+void monitor_poke(std::uint32_t what) {
+  g_req.fetch_or(what, std::memory_order_acq_rel);
+  futex_wake(&g_req, 1);
+}
+
+void runtime_thread_add() {
+  pid_t tid = gettid();
+  std::lock_guard<std::mutex> lk(g_threads_mu);
+  runtime_tids().push_back(tid);
+}
+
+void runtime_thread_remove() {
+  pid_t tid = gettid();
+  std::lock_guard<std::mutex> lk(g_threads_mu);
+  std::vector<pid_t>& v = runtime_tids();
+  auto it = std::find(v.begin(), v.end(), tid);
+  if (it != v.end()) {
+    *it = v.back();
+    v.pop_back();
+  }
+}
+
+int monitor_threads() { return g_started.load(std::memory_order_relaxed); }
+
+void monitor_start() {
+  if (g_started.exchange(1) != 0) return;
+  g_start_ns = mono_now_ns();
+  parse_debug_env();
+  std::thread(monitor_main).detach();
+  install_sigquit();
+}
+
+}  // namespace goro::rt::diag

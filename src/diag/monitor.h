@@ -1,0 +1,28 @@
+// src/diag/monitor.h: the runtime's monitor thread (Go's sysmon's
+// diagnostic duties): SIGQUIT dumps, the whole-program deadlock check and
+// GORO_DEBUG=schedtrace. It sleeps on a futex word when there is nothing to
+// do, so an idle program stays at zero CPU.
+#pragma once
+
+#include <cstdint>
+
+namespace goro::rt::diag {
+
+inline constexpr std::uint32_t kCheckDeadlock = 1;  // the last P went idle, or a plain thread parked
+inline constexpr std::uint32_t kSigquit = 2;
+
+// Starts the thread (and installs the SIGQUIT handler); once, at runtime start.
+void monitor_start();
+// Asks the monitor to do `what` soon. Async-signal-safe (an atomic or and a
+// futex wake), callable with any lock held.
+void monitor_poke(std::uint32_t what);
+
+// Threads the runtime made register themselves (workers register through
+// their P): the deadlock check counts every other thread of the process as
+// able to act, unless it is parked in a goro primitive.
+void runtime_thread_add();
+void runtime_thread_remove();
+// Threads of the runtime's own besides workers and the blocking pool.
+int monitor_threads();
+
+}  // namespace goro::rt::diag

@@ -1,0 +1,110 @@
+// src/diag/snapshot.cc: the stopped-world part of a dump: copy descriptors and
+// the stacks of goroutines whose context is saved.
+#include <algorithm>
+#include <cstring>
+
+#include "arch/sanitizer.h"
+#include "diag/diag.h"
+#include "goro/runtime.h"
+#include "sched/futex.h"
+#include "sched/sched.h"
+
+namespace goro::rt::diag {
+
+namespace {
+
+// Copies a goroutine's stack. Not through memcpy: under ASan the live part of
+// a parked stack holds the redzones of its frames' locals, and reading them
+// is what a dump is for. The world is stopped (nothing writes these words
+// but, rarely, a waker completing a channel operation into a parked
+// receiver's slot: a value, never a saved register or return address).
+__attribute__((no_sanitize("address", "thread")))
+void copy_stack_words(unsigned char* dst, const unsigned char* src, std::size_t n) {
+  for (std::size_t i = 0; i < n; i += 8) {
+    std::uint64_t w;
+    __builtin_memcpy(&w, src + i, 8);
+    asm volatile("" : "+r"(w));  // keep the compiler from making this a memcpy call
+    __builtin_memcpy(dst + i, &w, 8);
+  }
+}
+
+struct Collect {
+  Snapshot* s;
+  G* caller;
+  bool stacks;
+  std::size_t budget;
+};
+
+void collect(G* g, void* arg) {
+  auto& c = *static_cast<Collect*>(arg);
+  // acquire: `waiting` and `runnable` are stored after the G's context was
+  // saved (see G::status), so its sp and stack words below are complete.
+  GStatus st = g->status.load(std::memory_order_acquire);
+  if (st == GStatus::idle || st == GStatus::dead || g->is_thread) return;
+  GSnap n;
+  n.id = g->id;
+  n.parent_id = g->parent_id;
+  n.status = st;
+  n.is_caller = g == c.caller;
+  n.where = g->where;
+  if (st == GStatus::waiting) {
+    n.wait_reason = g->wait_reason;
+    n.wait_since_ns = g->wait_since_ns;
+    n.wait_obj = g->wait_obj;
+    if (n.wait_obj != nullptr && n.wait_reason != nullptr &&
+        (std::strcmp(n.wait_reason, "chan send") == 0 || std::strcmp(n.wait_reason, "chan receive") == 0)) {
+      std::size_t len = 0, cap = 0;
+      chan_diag(n.wait_obj, len, cap);
+      n.chan_len = static_cast<long>(len);
+      n.chan_cap = static_cast<long>(cap);
+    }
+  }
+  if (c.stacks && !n.is_caller && (st == GStatus::waiting || st == GStatus::runnable) &&
+      g->stack != nullptr && g->sp != nullptr) {
+    auto sp = reinterpret_cast<std::uintptr_t>(g->sp);
+    auto hi = reinterpret_cast<std::uintptr_t>(g->stack->hi);
+    auto lo = reinterpret_cast<std::uintptr_t>(g->stack->lo);
+    if (sp >= lo && sp + arch::kSavedFrameBytes <= hi) {
+      std::size_t len = std::min<std::size_t>(hi - sp, kMaxStackCopy);
+      len &= ~std::size_t{7};
+      if (len <= c.budget) {
+        c.budget -= len;
+        n.sp = sp;
+        n.copy_off = c.s->bytes.size();
+        n.copy_len = len;
+        c.s->bytes.resize(n.copy_off + len);
+        copy_stack_words(c.s->bytes.data() + n.copy_off, reinterpret_cast<const unsigned char*>(sp), len);
+        arch::saved_regs(c.s->bytes.data() + n.copy_off, sp, n.regs);
+      } else {
+        n.stack_elided = true;
+      }
+    }
+  }
+  c.s->gs.push_back(std::move(n));
+}
+
+}  // namespace
+
+void take_snapshot(Snapshot& s, bool stacks) {
+  arch::SanRuntimeScope san;
+  // Grow the vectors while everything runs. (Allocating while the world is
+  // stopped is safe too: stopped Ps hold no lock, malloc's included, since
+  // they stop on g0 between goroutines; only running threads may hold one,
+  // and they release it.)
+  std::size_t n = goro::num_goroutines() + 64;
+  s.gs.reserve(n + n / 4);
+  if (stacks) s.bytes.reserve(std::min(kCopyBudget, (n + n / 4) * 2048));
+  Collect c{&s, current_g(), stacks, kCopyBudget};
+  WorldStop w;
+  stop_the_world(w, 100'000'000);
+  s.all_stopped = w.all_stopped;
+  s.taken_ns = coarse_now_ns();
+  for_each_g(&collect, &c);
+  start_the_world(w);
+  std::sort(s.gs.begin(), s.gs.end(), [](const GSnap& a, const GSnap& b) {
+    if (a.is_caller != b.is_caller) return a.is_caller;
+    return a.id < b.id;
+  });
+}
+
+}  // namespace goro::rt::diag
