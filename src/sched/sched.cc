@@ -1032,8 +1032,11 @@ void park(const char* reason, void (*unlock)(void*), void* arg) {
     G& t = thread_g();
     if (unlock != nullptr) unlock(arg);
     plain_park_begin(&t);
-    while (t.thread_wake.exchange(0, std::memory_order_acquire) == 0) futex_wait(&t.thread_wake, 0);
+    // The wake word stays 1 until the thread is off the parked list, so the
+    // deadlock check never counts a woken thread as parked.
+    while (t.thread_wake.load(std::memory_order_acquire) == 0) futex_wait(&t.thread_wake, 0);
     plain_park_end(&t);
+    t.thread_wake.store(0, std::memory_order_relaxed);  // consumed (one ready per park)
     return;
   }
   g->wait_reason = reason;
@@ -1046,7 +1049,7 @@ void park(const char* reason, void (*unlock)(void*), void* arg) {
 
 void ready(G* g, bool next) {
   if (g->is_thread) {
-    // Release pairs with the acquire exchange in park().
+    // Release pairs with the acquire load in park().
     g->thread_wake.store(1, std::memory_order_release);
     futex_wake(&g->thread_wake, 1);
     return;
@@ -1168,17 +1171,24 @@ void flush_stdio_bounded() { flush_stdio_bounded_impl(); }
 
 bool sched_quiescent(std::uint64_t& epoch, std::vector<pid_t>* tids) {
   Sched& s = sched();
-  epoch = s.idle_epoch.load(std::memory_order_seq_cst) * 0x9E3779B97F4A7C15ULL +
-          s.plain_epoch.load(std::memory_order_seq_cst);
   if (s.stopping.load(std::memory_order_seq_cst) || s.exiting.load(std::memory_order_seq_cst)) return false;
-  const int n = s.nstarted.load(std::memory_order_acquire);
-  if (n == 0 || s.nprocs.load(std::memory_order_seq_cst) != n || s.nidle.load(std::memory_order_seq_cst) != n ||
-      s.nspinning.load(std::memory_order_seq_cst) != 0)
-    return false;
-  if (any_work() || netpoll_waiters() != 0 || blocking_inflight() != 0 || timers_pending() != 0) return false;
+  // Under Sched::lock: nidle, idle_epoch, the idle list and the global
+  // queue change only with it held, so these reads are one consistent cut
+  // (wakep raises nspinning just before it takes the lock to pop an idle P,
+  // which bumps idle_epoch). The local queues change only through their own
+  // running P (an idle P pushes nothing) or by being emptied.
+  s.lock.lock();
+  const int n = s.nstarted.load(std::memory_order_relaxed);
+  std::uint64_t idle_epoch = s.idle_epoch.load(std::memory_order_relaxed);
+  bool quiet = n > 0 && s.nprocs.load(std::memory_order_relaxed) == n &&
+               s.nidle.load(std::memory_order_relaxed) == n && s.nspinning.load(std::memory_order_relaxed) == 0 &&
+               s.gsize.load(std::memory_order_relaxed) == 0;
+  s.lock.unlock();
+  if (!quiet || any_work() || netpoll_waiters() != 0 || blocking_inflight() != 0 || timers_pending() != 0) return false;
+  std::lock_guard<std::mutex> lk(s.plain_mu);
+  epoch = idle_epoch * 0x9E3779B97F4A7C15ULL + s.plain_epoch.load(std::memory_order_relaxed);
   if (tids != nullptr) {
     for (int i = 0; i < n; ++i) tids->push_back(s.ps[i]->tid.load(std::memory_order_acquire));
-    std::lock_guard<std::mutex> lk(s.plain_mu);
     for (auto& e : s.plain_parked) {
       if (e.first->thread_wake.load(std::memory_order_acquire) == 0) tids->push_back(e.second);
     }
