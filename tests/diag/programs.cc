@@ -1,0 +1,191 @@
+// tests/diag/programs.cc: whole programs for the runtime's process-level
+// diagnostics, one per mode (argv[1]); tests/diag/expect.sh runs each and
+// checks its exit status and stderr.
+//
+// Deadlocks Go reports (each must end with status 2 and
+//   "fatal error: all goroutines are asleep - deadlock!" and the dump):
+//   recv_nobody_sends, send_nobody_receives, waitgroup_never_done,
+//   mutex_locked_twice, empty_select, ping_without_pong, plain_thread_waits
+// Programs that are NOT deadlocked though every goroutine is blocked for a
+// while (each must end with status 0, no report):
+//   timer_pending, plain_thread_sends_later, blocking_call,
+//   socket_wait, thread_sleeps_with_handle
+// SIGQUIT: sigquit (status 2, "SIGQUIT: quit" and the dump),
+//   sigquit_own_handler (the program's handler wins), and with
+//   GORO_SIGQUIT=0 the default action (killed by the signal).
+// schedtrace: schedtrace (GORO_DEBUG=schedtrace=20: SCHED lines).
+#include <goro/goro.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+__attribute__((noinline)) void wait_for_reply(goro::Chan<int> c) {
+  c.recv();
+  asm volatile("" ::: "memory");
+}
+
+int deadlock(const std::string& mode) {
+  if (mode == "recv_nobody_sends") {
+    return goro::run([] {
+      goro::Chan<int> c(0);
+      wait_for_reply(c);
+    });
+  }
+  if (mode == "send_nobody_receives") {
+    return goro::run([] {
+      goro::Chan<int> c(0);
+      c.send(1);
+    });
+  }
+  if (mode == "waitgroup_never_done") {
+    return goro::run([] {
+      goro::WaitGroup wg;
+      wg.add(2);
+      goro::go([&] { wg.done(); });
+      wg.wait();
+    });
+  }
+  if (mode == "mutex_locked_twice") {
+    return goro::run([] {
+      goro::Mutex m;
+      m.lock();
+      m.lock();
+    });
+  }
+  if (mode == "empty_select") {
+    return goro::run([] { goro::select(); });
+  }
+  if (mode == "ping_without_pong") {
+    return goro::run([] {
+      goro::Chan<int> ping(0), pong(0);
+      goro::go([=] {
+        for (;;) {
+          ping.recv();
+          // forgets to answer
+        }
+      });
+      ping.send(1);
+      pong.recv();
+    });
+  }
+  if (mode == "plain_thread_waits") {  // no run(): a plain thread blocks on a goro channel
+    goro::Chan<int> c(0);
+    goro::go([c] { c.recv(); });
+    goro::Chan<int> never(0);
+    never.recv();
+    return 0;
+  }
+  return -1;
+}
+
+int not_deadlocked(const std::string& mode) {
+  if (mode == "timer_pending") {
+    return goro::run([] {
+      goro::Chan<int> c(0);
+      goro::after_func(300ms, [c] { c.send(1); });
+      c.recv();
+      std::puts("timer fired");
+    });
+  }
+  if (mode == "plain_thread_sends_later") {
+    return goro::run([] {
+      goro::Chan<int> c(0);
+      std::thread t([c] {
+        std::this_thread::sleep_for(300ms);  // not in goro: the runtime cannot see it
+        c.send(1);
+      });
+      c.recv();
+      t.join();
+      std::puts("thread sent");
+    });
+  }
+  if (mode == "thread_sleeps_with_handle") {  // the classic false positive: a plain thread holding a handle
+    goro::Chan<int> c(0);
+    std::thread t([c] {
+      std::this_thread::sleep_for(300ms);
+      c.send(7);
+    });
+    int v = goro::run([c] { return *c.recv(); });
+    t.join();
+    std::printf("got %d\n", v);
+    return 0;
+  }
+  if (mode == "blocking_call") {
+    return goro::run([] {
+      goro::Chan<int> c(0);
+      goro::go([c] {
+        goro::blocking([] { std::this_thread::sleep_for(300ms); });
+        c.send(1);
+      });
+      c.recv();
+      std::puts("blocking call returned");
+    });
+  }
+  if (mode == "socket_wait") {
+    return goro::run([] {
+      goro::net::Listener ln = goro::net::listen("127.0.0.1:0");
+      std::string addr = ln.address();
+      std::thread peer([addr] {  // another "process": a plain thread that connects late
+        std::this_thread::sleep_for(300ms);
+        goro::net::Conn c = goro::net::dial(addr);
+        c.write(std::string_view("hi"));
+        c.close();
+      });
+      goro::net::Conn s = ln.accept();
+      char buf[8];
+      std::size_t n = s.read(std::span<char>(buf));
+      peer.join();
+      std::printf("read %zu bytes\n", n);
+    });
+  }
+  return -1;
+}
+
+void own_handler(int) {
+  const char msg[] = "program's own SIGQUIT handler\n";
+  (void)!write(2, msg, sizeof msg - 1);
+  _exit(7);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return 64;
+  std::string mode = argv[1];
+  if (int r = deadlock(mode); r != -1) return r;
+  if (int r = not_deadlocked(mode); r != -1) return r;
+  if (mode == "sigquit" || mode == "sigquit_own_handler") {
+    if (mode == "sigquit_own_handler") signal(SIGQUIT, own_handler);
+    return goro::run([] {
+      goro::Chan<int> c(0);
+      goro::go([c] { wait_for_reply(c); });
+      goro::sleep_for(50ms);
+      std::printf("raising SIGQUIT\n");
+      std::fflush(stdout);
+      kill(getpid(), SIGQUIT);
+      goro::sleep_for(10s);  // the handler ends the process first
+      return 1;
+    });
+  }
+  if (mode == "schedtrace") {
+    return goro::run([] {
+      for (int i = 0; i < 10; ++i) {
+        goro::go([] { goro::sleep_for(150ms); });
+        goro::sleep_for(20ms);
+      }
+      goro::sleep_for(200ms);
+    });
+  }
+  return 64;
+}
