@@ -32,16 +32,39 @@ struct GSnap {
   const void* wait_obj = nullptr;
   long chan_len = -1, chan_cap = -1;  // when parked on a channel
   // The copied stack: bytes [sp, sp + copy_len) of the goroutine's stack
-  // live at Snapshot::bytes[copy_off ...]; regs were read from its start.
+  // live at Snapshot::bytes[copy_off ...]; its saved registers are the first
+  // arch::kSavedFrameBytes of it.
   std::uintptr_t sp = 0;
   std::size_t copy_off = 0, copy_len = 0;
-  arch::SavedRegs regs;
   std::vector<std::uintptr_t> pcs;  // filled by unwind (return addresses)
 };
 
+// Memory for the stack copies: one anonymous mapping populated up front (on
+// some virtual machines a page fault costs tens of microseconds; one
+// populate call for the whole buffer costs far less), grown by remapping.
+class CopyBuffer {
+ public:
+  CopyBuffer() = default;
+  CopyBuffer(const CopyBuffer&) = delete;
+  CopyBuffer& operator=(const CopyBuffer&) = delete;
+  ~CopyBuffer();
+  void reserve(std::size_t cap);
+  // Room for n more bytes (grows if needed); nullptr if memory ran out.
+  unsigned char* append(std::size_t n);
+  const unsigned char* data() const { return p_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  unsigned char* p_ = nullptr;
+  std::size_t size_ = 0, cap_ = 0;
+};
+
+// Has the kernel fault in the pages of [p, p + n) in one call (best effort).
+void populate(void* p, std::size_t n);
+
 struct Snapshot {
   std::vector<GSnap> gs;                 // the caller first, then by id
-  std::vector<unsigned char> bytes;      // stack copies
+  CopyBuffer bytes;                      // stack copies
   std::int64_t taken_ns = 0;             // coarse monotonic time
   bool all_stopped = true;               // every P stopped in time
 };

@@ -1,5 +1,8 @@
 // src/diag/snapshot.cc: the stopped-world part of a dump: copy descriptors and
 // the stacks of goroutines whose context is saved.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -69,12 +72,14 @@ void collect(G* g, void* arg) {
       len &= ~std::size_t{7};
       if (len <= c.budget) {
         c.budget -= len;
-        n.sp = sp;
         n.copy_off = c.s->bytes.size();
-        n.copy_len = len;
-        c.s->bytes.resize(n.copy_off + len);
-        copy_stack_words(c.s->bytes.data() + n.copy_off, reinterpret_cast<const unsigned char*>(sp), len);
-        arch::saved_regs(c.s->bytes.data() + n.copy_off, sp, n.regs);
+        if (unsigned char* dst = c.s->bytes.append(len)) {
+          n.sp = sp;
+          n.copy_len = len;
+          copy_stack_words(dst, reinterpret_cast<const unsigned char*>(sp), len);
+        } else {
+          n.stack_elided = true;
+        }
       } else {
         n.stack_elided = true;
       }
@@ -85,6 +90,36 @@ void collect(G* g, void* arg) {
 
 }  // namespace
 
+void populate(void* p, std::size_t n) {
+  const std::uintptr_t ps = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(p) + ps - 1) & ~(ps - 1);
+  std::uintptr_t e = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(ps - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_WRITE);  // best effort
+}
+
+CopyBuffer::~CopyBuffer() {
+  if (p_ != nullptr) munmap(p_, cap_);
+}
+
+void CopyBuffer::reserve(std::size_t cap) {
+  cap = (cap + 0xFFFF) & ~std::size_t{0xFFFF};
+  if (cap <= cap_) return;
+  void* m = p_ == nullptr ? mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
+                          : mremap(p_, cap_, cap, MREMAP_MAYMOVE);
+  if (m == MAP_FAILED) return;
+  if (p_ != nullptr) madvise(static_cast<char*>(m) + cap_, cap - cap_, MADV_POPULATE_WRITE);  // best effort
+  p_ = static_cast<unsigned char*>(m);
+  cap_ = cap;
+}
+
+unsigned char* CopyBuffer::append(std::size_t n) {
+  if (size_ + n > cap_) reserve(std::max(2 * cap_, size_ + n));
+  if (size_ + n > cap_) return nullptr;
+  unsigned char* at = p_ + size_;
+  size_ += n;
+  return at;
+}
+
 void take_snapshot(Snapshot& s, bool stacks) {
   arch::SanRuntimeScope san;
   // Grow the vectors while everything runs. (Allocating while the world is
@@ -93,7 +128,8 @@ void take_snapshot(Snapshot& s, bool stacks) {
   // and they release it.)
   std::size_t n = goro::num_goroutines() + 64;
   s.gs.reserve(n + n / 4);
-  if (stacks) s.bytes.reserve(std::min(kCopyBudget, (n + n / 4) * 2048));
+  populate(s.gs.data(), s.gs.capacity() * sizeof(GSnap));
+  if (stacks) s.bytes.reserve(std::min(kCopyBudget, (n + n / 4) * 1024));
   Collect c{&s, current_g(), stacks, kCopyBudget};
   WorldStop w;
   stop_the_world(w, 100'000'000);

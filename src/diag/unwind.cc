@@ -83,6 +83,13 @@ struct Libdw {
   decltype(&dwarf_formudata) formudata;
   decltype(&dwarf_getsrcfiles) getsrcfiles;
   decltype(&dwarf_filesrc) filesrc;
+  // call frame information, for the fast unwinder
+  decltype(&dwfl_module_eh_cfi) module_eh_cfi;
+  decltype(&dwfl_module_dwarf_cfi) module_dwarf_cfi;
+  decltype(&dwarf_cfi_addrframe) cfi_addrframe;
+  decltype(&dwarf_frame_info) frame_info;
+  decltype(&dwarf_frame_cfa) frame_cfa;
+  decltype(&dwarf_frame_register) frame_register;
 };
 
 Libdw load_libdw() {
@@ -120,6 +127,12 @@ Libdw load_libdw() {
   get(l.formudata, "dwarf_formudata");
   get(l.getsrcfiles, "dwarf_getsrcfiles");
   get(l.filesrc, "dwarf_filesrc");
+  get(l.module_eh_cfi, "dwfl_module_eh_cfi");
+  get(l.module_dwarf_cfi, "dwfl_module_dwarf_cfi");
+  get(l.cfi_addrframe, "dwarf_cfi_addrframe");
+  get(l.frame_info, "dwarf_frame_info");
+  get(l.frame_cfa, "dwarf_frame_cfa");
+  get(l.frame_register, "dwarf_frame_register");
   l.ok = all;
   return l;
 }
@@ -152,7 +165,8 @@ bool cb_get_thread(Dwfl*, pid_t, void* dwfl_arg, void** thread_arg) {
 
 bool cb_set_initial_registers(Dwfl_Thread* thread, void*) {
   Libdw& l = libdw();
-  const arch::SavedRegs& r = g_cur.g->regs;
+  arch::SavedRegs r;
+  arch::saved_regs(g_cur.snap->bytes.data() + g_cur.g->copy_off, g_cur.g->sp, r);
   for (int i = 0; i < r.n; ++i) {
     Dwarf_Word v = r.val[i];
     if (!l.state_registers(thread, r.num[i], 1, &v)) return false;
@@ -204,11 +218,182 @@ int cb_frame(Dwfl_Frame* state, void*) {
 
 }  // namespace
 
+#if GORO_HAVE_LIBDW
+namespace {
+
+// The fast unwinder. Almost every frame of compiled C++ has call frame
+// information of the simplest kind: the CFA is a register plus an offset,
+// and each callee-saved register and the return address are either
+// unchanged or saved at CFA + offset. Those rules are read from libdw once
+// per pc and cached, so unwinding a goroutine is a few table lookups and
+// reads of its stack copy per frame (libdw's own unwinder costs ~10 us per
+// goroutine: 1 s for a dump of 100,000). A pc whose rules are anything else
+// (a DWARF expression, a signal frame) sends that goroutine to libdw's
+// unwinder.
+constexpr int kRegs = 33;  // DWARF numbers covered: x86-64 0-16, AArch64 0-32
+
+struct RegRule {
+  enum Kind : std::uint8_t { undefined, same, at_cfa, val_cfa } kind = undefined;
+  std::int64_t off = 0;
+};
+
+struct FrameRule {
+  bool simple = false;
+  int cfa_reg = -1;
+  std::int64_t cfa_off = 0;
+  int ra_reg = -1;
+  RegRule regs[kRegs];
+};
+
+#if defined(__x86_64__)
+constexpr int kSpReg = 7;
+#elif defined(__aarch64__)
+constexpr int kSpReg = 31;
+#endif
+
+// Reads a register rule as CFA + k (location or value); false if it is not
+// of that form.
+bool simple_rule(Dwarf_Op* ops, std::size_t nops, RegRule& r) {
+  bool have_cfa = false;
+  std::int64_t k = 0;
+  std::int64_t konst = 0;
+  bool have_konst = false;
+  r.kind = RegRule::at_cfa;
+  for (std::size_t i = 0; i < nops; ++i) {
+    const unsigned atom = ops[i].atom;
+    if (atom == DW_OP_call_frame_cfa) {
+      if (have_cfa) return false;
+      have_cfa = true;
+    } else if (atom == DW_OP_plus_uconst && have_cfa) {
+      k += static_cast<std::int64_t>(ops[i].number);
+    } else if (atom == DW_OP_consts || atom == DW_OP_constu || (atom >= DW_OP_lit0 && atom <= DW_OP_lit31)) {
+      if (have_konst) return false;
+      konst = atom == DW_OP_consts ? static_cast<std::int64_t>(ops[i].number)
+              : atom == DW_OP_constu ? static_cast<std::int64_t>(ops[i].number)
+                                     : static_cast<std::int64_t>(atom - DW_OP_lit0);
+      have_konst = true;
+    } else if ((atom == DW_OP_plus || atom == DW_OP_minus) && have_cfa && have_konst) {
+      k += atom == DW_OP_plus ? konst : -konst;
+      have_konst = false;
+    } else if (atom == DW_OP_stack_value && i + 1 == nops) {
+      r.kind = RegRule::val_cfa;
+    } else {
+      return false;
+    }
+  }
+  if (!have_cfa || have_konst) return false;
+  r.off = k;
+  return true;
+}
+
+FrameRule compute_rule(std::uintptr_t at) {
+  Libdw& l = libdw();
+  FrameRule fr;
+  Dwfl_Module* mod = l.addrmodule(g_dwfl, at);
+  if (mod == nullptr) return fr;
+  Dwarf_Addr bias = 0;
+  Dwarf_CFI* cfi = l.module_eh_cfi(mod, &bias);
+  Dwarf_Frame* frame = nullptr;
+  if (cfi == nullptr || l.cfi_addrframe(cfi, at - bias, &frame) != 0) {
+    cfi = l.module_dwarf_cfi(mod, &bias);
+    if (cfi == nullptr || l.cfi_addrframe(cfi, at - bias, &frame) != 0) return fr;
+  }
+  bool signal = false;
+  fr.ra_reg = l.frame_info(frame, nullptr, nullptr, &signal);
+  Dwarf_Op* ops = nullptr;
+  std::size_t nops = 0;
+  bool ok = !signal && fr.ra_reg >= 0 && fr.ra_reg < kRegs && l.frame_cfa(frame, &ops, &nops) == 0 && nops == 1;
+  if (ok && ops[0].atom >= DW_OP_breg0 && ops[0].atom <= DW_OP_breg31) {
+    fr.cfa_reg = ops[0].atom - DW_OP_breg0;
+    fr.cfa_off = static_cast<std::int64_t>(ops[0].number);
+  } else if (ok && ops[0].atom == DW_OP_bregx && ops[0].number < kRegs) {
+    fr.cfa_reg = static_cast<int>(ops[0].number);
+    fr.cfa_off = static_cast<std::int64_t>(ops[0].number2);
+  } else {
+    ok = false;
+  }
+  if (ok) {
+    for (int r = 0; r < kRegs && ok; ++r) {
+      Dwarf_Op mem[3];
+      Dwarf_Op* rops = nullptr;
+      std::size_t rn = 0;
+      if (l.frame_register(frame, r, mem, &rops, &rn) != 0) {
+        fr.regs[r].kind = RegRule::undefined;  // not a register of this architecture
+      } else if (rn == 0) {
+        fr.regs[r].kind = rops == nullptr ? RegRule::same : RegRule::undefined;
+      } else {
+        ok = simple_rule(rops, rn, fr.regs[r]);
+      }
+    }
+  }
+  std::free(frame);
+  fr.simple = ok;
+  return fr;
+}
+
+std::unordered_map<std::uintptr_t, FrameRule>& rule_cache() {
+  static auto* m = new std::unordered_map<std::uintptr_t, FrameRule>;
+  return *m;
+}
+
+// Returns false if some frame needs libdw's unwinder.
+bool fast_unwind(const Snapshot& s, GSnap& g) {
+  const unsigned char* copy = s.bytes.data() + g.copy_off;
+  auto read = [&](std::uint64_t addr, std::uint64_t& out) {
+    if (addr < g.sp || addr + 8 > g.sp + g.copy_len || (addr & 7) != 0) return false;
+    std::memcpy(&out, copy + (addr - g.sp), 8);
+    return true;
+  };
+  std::uint64_t regs[kRegs] = {};
+  bool known[kRegs] = {};
+  arch::SavedRegs sr;
+  arch::saved_regs(copy, g.sp, sr);
+  for (int i = 0; i < sr.n; ++i) {
+    regs[sr.num[i]] = sr.val[i];
+    known[sr.num[i]] = true;
+  }
+  std::uint64_t pc = sr.pc;
+  auto& cache = rule_cache();
+  while (pc != 0 && g.pcs.size() < static_cast<std::size_t>(kMaxFrames)) {
+    g.pcs.push_back(pc);
+    const std::uintptr_t at = pc - 1;  // every pc here is a return address
+    auto it = cache.find(at);
+    if (it == cache.end()) it = cache.emplace(at, compute_rule(at)).first;
+    const FrameRule& fr = it->second;
+    if (!fr.simple) return false;
+    if (!known[fr.cfa_reg]) return true;  // the chain ends here
+    const std::uint64_t cfa = regs[fr.cfa_reg] + static_cast<std::uint64_t>(fr.cfa_off);
+    std::uint64_t next[kRegs];
+    bool next_known[kRegs];
+    for (int r = 0; r < kRegs; ++r) {
+      const RegRule& rr = fr.regs[r];
+      switch (rr.kind) {
+        case RegRule::undefined: next_known[r] = false; break;
+        case RegRule::same: next[r] = regs[r]; next_known[r] = known[r]; break;
+        case RegRule::at_cfa: next_known[r] = read(cfa + static_cast<std::uint64_t>(rr.off), next[r]); break;
+        case RegRule::val_cfa: next[r] = cfa + static_cast<std::uint64_t>(rr.off); next_known[r] = true; break;
+      }
+    }
+    if (!next_known[fr.ra_reg]) return true;  // bottom of the stack (the trampoline's undefined rip)
+    pc = next[fr.ra_reg];
+    next[kSpReg] = cfa;  // the caller's stack pointer is the CFA, by definition
+    next_known[kSpReg] = true;
+    std::memcpy(regs, next, sizeof regs);
+    std::memcpy(known, next_known, sizeof known);
+  }
+  return true;
+}
+
+}  // namespace
+#endif
+
 bool unwind(const Snapshot& s, GSnap& g) {
 #if GORO_HAVE_LIBDW
   std::lock_guard<std::mutex> lk(g_mu);
   if (!dwfl_ready(false)) return false;
   if (g.copy_len == 0) return true;
+  if (fast_unwind(s, g)) return true;
+  g.pcs.clear();
   g_cur = Current{&s, &g};
   libdw().getthread_frames(g_dwfl, 1, &cb_frame, nullptr);
   g_cur = Current{};
