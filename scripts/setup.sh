@@ -2,7 +2,7 @@
 # Installs the Debian packages goro's build, tests and demo need, if missing.
 # Used by the README's two commands and by .ci/run. Safe to re-run.
 set -euo pipefail
-pkgs=(g++ cmake ninja-build libgtest-dev libbenchmark-dev pkg-config)
+pkgs=(g++ cmake ninja-build libgtest-dev libbenchmark-dev pkg-config libdw-dev)
 # clang 14 and its sanitizer runtimes: the clang presets (CI builds with both compilers).
 [ "${GORO_SETUP_CLANG:-0}" = 1 ] && pkgs+=(clang libclang-rt-14-dev)
 [ "${GORO_SETUP_BENCH:-0}" = 1 ] && pkgs+=(golang-1.19-go libboost-fiber-dev libboost-context-dev wrk)

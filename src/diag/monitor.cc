@@ -140,24 +140,24 @@ void schedtrace_line() {
   write_all(line);
 }
 
-void parse_debug_env() {
-  const char* e = std::getenv("GORO_DEBUG");
-  if (e == nullptr) return;
-  std::string s(e);
-  std::size_t pos = 0;
-  while (pos <= s.size()) {
-    std::size_t comma = s.find(',', pos);
-    std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    std::size_t eq = item.find('=');
-    if (eq != std::string::npos) {
-      std::string key = item.substr(0, eq);
-      long long v = std::atoll(item.c_str() + eq + 1);
-      if (key == "schedtrace" && v > 0) g_schedtrace_ms = v;
+// GORO_DEBUG: comma-separated key=number items, as Go's GODEBUG.
+struct DebugOptions {
+  std::vector<std::pair<std::string, long>> items;
+  DebugOptions() {
+    const char* e = std::getenv("GORO_DEBUG");
+    if (e == nullptr) return;
+    std::string s(e);
+    std::size_t pos = 0;
+    for (;;) {
+      std::size_t comma = s.find(',', pos);
+      std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      std::size_t eq = item.find('=');
+      if (eq != std::string::npos) items.emplace_back(item.substr(0, eq), std::atol(item.c_str() + eq + 1));
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
     }
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
   }
-}
+};
 
 void monitor_main() {
   arch::SanRuntimeScope san;
@@ -199,12 +199,20 @@ void runtime_thread_remove() {
   }
 }
 
+long debug_option(const char* key) {
+  static const DebugOptions* opts = new DebugOptions;
+  for (const auto& kv : opts->items) {
+    if (kv.first == key) return kv.second;
+  }
+  return 0;
+}
+
 int monitor_threads() { return g_started.load(std::memory_order_relaxed); }
 
 void monitor_start() {
   if (g_started.exchange(1) != 0) return;
   g_start_ns = mono_now_ns();
-  parse_debug_env();
+  g_schedtrace_ms = debug_option("schedtrace");
   std::thread(monitor_main).detach();
   install_sigquit();
 }

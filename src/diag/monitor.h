@@ -22,6 +22,10 @@ void monitor_poke(std::uint32_t what);
 // able to act, unless it is parked in a goro primitive.
 void runtime_thread_add();
 void runtime_thread_remove();
+// A GORO_DEBUG option ("schedtrace", "migrate", ...): its number, 0 when
+// absent. GORO_DEBUG is read once, at the first call.
+long debug_option(const char* key);
+
 // Threads of the runtime's own besides workers and the blocking pool.
 int monitor_threads();
 

@@ -118,6 +118,8 @@ Sched& sched() {
 
 thread_local P* tls_p = nullptr;
 
+extern bool g_migrate;  // GORO_DEBUG=migrate=1, see migrate_filter
+
 // TSan: a worker's start (TSan counts its thread-local storage as written
 // then) happens before any goroutine that runs on it; goroutine fibers
 // start with no history, so each acquires this after every switch onto a
@@ -442,8 +444,7 @@ void poll_if_starving(P* p) {
 // timer's callback may take that very lock (a timer sending on the channel
 // its receiver is parking on), so then a due timer makes this return null:
 // the switch goes to g0, which runs the timers with nothing held.
-G* runnable_fast(P* p, bool may_fire_timers = true) {
-  if (!p->active.load(std::memory_order_acquire)) return nullptr;
+G* runnable_pick(P* p, bool may_fire_timers) {
   ++p->schedtick;
   if (p->next_when.load(std::memory_order_relaxed) != INT64_MAX) {
     std::int64_t now = mono_now_ns();
@@ -466,6 +467,44 @@ G* runnable_fast(P* p, bool may_fire_timers = true) {
   if (G* g = p->runq.pop()) return g;
   if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) return g;
   return global_get(p, RunQueue::kSize / 2);
+}
+
+// GORO_DEBUG=migrate=1 (set once at start): a goroutine about to resume on
+// the P it last ran on is handed to another active P instead (into its
+// runnext slot, which any thread may exchange, and that P is woken), so code
+// that keeps a thread_local's address across a blocking call fails in tests.
+// A goroutine's `thread_wake` word (a plain thread's futex, unused by
+// goroutines) remembers its last P, in this mode only.
+bool g_migrate = false;  // set once at start, before any worker runs
+
+G* migrate_filter(P* p, G* g, bool may_fire_timers) {
+  Sched& s = sched();
+  const std::uint32_t here = static_cast<std::uint32_t>(p->id) + 1;
+  for (int bounce = 0; g != nullptr && bounce < 4; ++bounce) {
+    if (g->thread_wake.load(std::memory_order_relaxed) != here || g->stack == nullptr) break;
+    const int n = s.nstarted.load(std::memory_order_acquire);
+    P* q = nullptr;
+    for (int k = 0, start = static_cast<int>(fastrand(p) % static_cast<std::uint32_t>(n)); k < n; ++k) {
+      P* c = s.ps[(start + k) % n];
+      if (c != p && c->active.load(std::memory_order_acquire)) {
+        q = c;
+        break;
+      }
+    }
+    if (q == nullptr) break;  // no other P: run it here
+    if (G* old = q->runnext.exchange(g, std::memory_order_acq_rel)) global_put(old);
+    wake_p(q);
+    g = runnable_pick(p, may_fire_timers);
+  }
+  if (g != nullptr) g->thread_wake.store(here, std::memory_order_relaxed);
+  return g;
+}
+
+G* runnable_fast(P* p, bool may_fire_timers = true) {
+  if (!p->active.load(std::memory_order_acquire)) return nullptr;
+  G* g = runnable_pick(p, may_fire_timers);
+  if (g_migrate) [[unlikely]] g = migrate_filter(p, g, may_fire_timers);
+  return g;
 }
 
 // The status stores below come after the switch, so a diagnostics reader that
@@ -645,7 +684,7 @@ G* steal_work(P* p) {
       if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) return g;  // a timer readied it
       if (!q->active.load(std::memory_order_acquire) && q->runq.empty()) continue;
       std::uint32_t got = q->runq.grab(buf);
-      if (got == 0 && round == 3) {
+      if (got == 0 && round == 3 && !g_migrate) {  // (migrate mode: it was handed to q on purpose)
         if (G* g = q->runnext.exchange(nullptr, std::memory_order_acquire)) return g;
       }
       if (got == 0) continue;
@@ -778,7 +817,9 @@ G* find_runnable(P* p) {
         p->spinning = true;
         s.nspinning.fetch_add(1, std::memory_order_seq_cst);
       }
-      if (G* g = steal_work(p)) {
+      G* g = steal_work(p);
+      if (g_migrate && g != nullptr) [[unlikely]] g = migrate_filter(p, g, true);
+      if (g != nullptr) {
         reset_spinning(p);
         return g;
       }
@@ -954,6 +995,7 @@ void start_runtime() {
   }
   install_fault_handler();
   diag::monitor_start();
+  g_migrate = diag::debug_option("migrate") > 0;
   int n = initial_procs();
   s.lock.lock();
   s.nprocs.store(n, std::memory_order_release);

@@ -14,9 +14,12 @@
 //   sigquit_own_handler (the program's handler wins), and with
 //   GORO_SIGQUIT=0 the default action (killed by the signal).
 // schedtrace: schedtrace (GORO_DEBUG=schedtrace=20: SCHED lines).
+// migrate: how many of 400 parks resumed on another OS thread (run with
+//   GORO_DEBUG=migrate=1).
 #include <goro/goro.h>
 
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -176,6 +179,34 @@ int main(int argc, char** argv) {
       kill(getpid(), SIGQUIT);
       goro::sleep_for(10s);  // the handler ends the process first
       return 1;
+    });
+  }
+  if (mode == "migrate") {  // how often a goroutine resumes on another thread
+    return goro::run([] {
+      const int parks = 400;
+      int moved = 0, moved_recv = 0;
+      goro::Chan<int> c(0);
+      goro::go([c] {  // sends after the receiver has parked
+        for (int i = 0; i < parks / 2; ++i) {
+          goro::sleep_for(std::chrono::microseconds(100));
+          c.send(i);
+        }
+      });
+      for (int i = 0; i < parks; ++i) {
+        // (gettid by syscall: pthread_self is a `const` function the compiler
+        // may fold across the park, which is this mode's point)
+        long before = syscall(SYS_gettid);
+        if (i % 2 == 0) {
+          c.recv();
+        } else {
+          goro::sleep_for(std::chrono::microseconds(50));
+        }
+        bool m = syscall(SYS_gettid) != before;
+        moved += m;
+        moved_recv += m && i % 2 == 0;
+      }
+      std::fprintf(stderr, "moved %d of %d parks (%d of the channel receives)\n", moved, parks, moved_recv);
+      return 0;
     });
   }
   if (mode == "schedtrace") {
