@@ -14,6 +14,11 @@
 //                       its own handler first)
 //   GORO_DEBUG=schedtrace=<ms>   one scheduler summary line per period on
 //                       stderr (Go's schedtrace)
+//   GORO_DEBUG=leaks=1  goro::Mutex records its holder (only the holder may
+//                       unlock it) and a cycle of goroutines waiting for each
+//                       other's Mutex is reported on stderr with their stacks
+//   GORO_DEBUG=migrate=1  parked goroutines resume on another thread whenever
+//                       possible (finds thread_local misuse in tests)
 #pragma once
 
 #include <goro/export.h>
@@ -77,5 +82,15 @@ GORO_EXPORT std::vector<GoroutineInfo> goroutines();
 
 // Counters, cheap enough to read every second.
 GORO_EXPORT RuntimeStats runtime_stats();
+
+// Go's goleak, for tests: the goroutines that exist now and are not in
+// `baseline` (a goroutines() taken before) nor the caller, after giving them
+// up to `grace` to finish. Empty: nothing leaked.
+//   auto before = goro::goroutines();
+//   ... code under test ...
+//   EXPECT_TRUE(goro::find_leaks(before).empty());
+// Each entry says where the goroutine was spawned and what it waits for.
+GORO_EXPORT std::vector<GoroutineInfo> find_leaks(const std::vector<GoroutineInfo>& baseline,
+                                                  Clock::duration grace = std::chrono::seconds(1));
 
 }  // namespace goro

@@ -27,6 +27,14 @@
 
 namespace goro {
 
+namespace detail {
+// GORO_DEBUG=leaks=1 (read at runtime start, never changed afterwards):
+// Mutex records its holder and reports lock cycles. Off, it costs the inline
+// lock and unlock one predictable branch.
+GORO_EXPORT extern std::atomic<bool> leak_checks;
+struct MutexDiag;  // the runtime's view of a Mutex (src/sync/mutex.cc)
+}  // namespace detail
+
 // WaitGroup (sync.WaitGroup): waits for a collection of goroutines to finish.
 //  - add(n): adds n (may be negative) to the counter. A counter that goes
 //    negative panics "sync: negative WaitGroup counter". When it reaches zero
@@ -87,30 +95,42 @@ class Mutex {
   void lock() {
     std::uint32_t s = 0;
     // Acquire pairs with the release in unlock()/unlock_slow().
-    if (!state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_relaxed))
+    if (!state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_relaxed)) {
       lock_slow();
+    } else if (detail::leak_checks.load(std::memory_order_relaxed)) [[unlikely]] {
+      note_locked();
+    }
   }
   bool try_lock() {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     while ((s & kLocked) == 0) {
-      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_relaxed))
+      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_relaxed)) {
+        if (detail::leak_checks.load(std::memory_order_relaxed)) [[unlikely]] note_locked();
         return true;
+      }
     }
     return false;
   }
   void unlock() {
+    if (detail::leak_checks.load(std::memory_order_relaxed)) [[unlikely]] note_unlocking();
     std::uint32_t s = kLocked;
     if (!state_.compare_exchange_strong(s, 0, std::memory_order_release, std::memory_order_relaxed))
       unlock_slow();
   }
 
  private:
+  friend struct detail::MutexDiag;
   static constexpr std::uint32_t kLocked = 1;
   static constexpr std::uint32_t kParked = 2;  // the wait queue is not empty
   GORO_EXPORT void lock_slow();
   GORO_EXPORT void unlock_slow();
+  // GORO_DEBUG=leaks=1: the holder is recorded (for lock-cycle reports) and
+  // only the holder may unlock.
+  GORO_EXPORT void note_locked();
+  GORO_EXPORT void note_unlocking();
 
   std::atomic<std::uint32_t> state_{0};
+  std::atomic<void*> owner_{nullptr};  // the holder, under GORO_DEBUG=leaks=1 only
   detail::RawMutex qlock_;   // protects the wait queue; taken before changing kParked
   void* head_ = nullptr;     // FIFO of waiters on their goroutines' stacks (qlock_)
   void* tail_ = nullptr;

@@ -31,6 +31,8 @@ struct GSnap {
   detail::SourceSite where;
   const void* wait_obj = nullptr;
   long chan_len = -1, chan_cap = -1;  // when parked on a channel
+  const void* self = nullptr;         // the descriptor (identity for lock-cycle edges)
+  const void* lock_owner = nullptr;   // holder of the Mutex it waits for (GORO_DEBUG=leaks=1)
   // The copied stack: bytes [sp, sp + copy_len) of the goroutine's stack
   // live at Snapshot::bytes[copy_off ...]; its saved registers are the first
   // arch::kSavedFrameBytes of it.
@@ -100,6 +102,12 @@ std::vector<Symbol> symbolize(std::uintptr_t pc);
 
 std::string render_text(Snapshot& s);
 std::string render_json(Snapshot& s);
+
+// The holder of a Mutex recorded under GORO_DEBUG=leaks=1 (src/sync/mutex.cc).
+const void* mutex_owner(const void* m);
+// Looks for goroutines waiting on each other's Mutex in a cycle and reports
+// each new one on stderr with their stacks (the monitor calls it).
+void check_lock_cycles();
 
 // Channel internals for the dump (src/chan/chan.cc).
 void chan_diag(const void* core, std::size_t& len, std::size_t& cap);

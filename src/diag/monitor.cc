@@ -23,7 +23,9 @@
 #include <vector>
 
 #include "arch/sanitizer.h"
+#include "diag/diag.h"
 #include "goro/debug.h"
+#include "goro/sync.h"
 #include "netpoll/netpoll.h"
 #include "sched/futex.h"
 #include "sched/sched.h"
@@ -167,6 +169,7 @@ void monitor_main() {
     std::uint32_t r = g_req.exchange(0, std::memory_order_acq_rel);
     if ((r & kSigquit) != 0) die_with_dump("SIGQUIT: quit");
     if ((r & kCheckDeadlock) != 0 && deadlocked()) die_with_dump("fatal error: all goroutines are asleep - deadlock!");
+    if ((r & kCheckLockCycles) != 0) check_lock_cycles();
     if (mono_now_ns() >= next_trace) {
       schedtrace_line();
       next_trace += g_schedtrace_ms * 1'000'000;
@@ -213,6 +216,7 @@ void monitor_start() {
   if (g_started.exchange(1) != 0) return;
   g_start_ns = mono_now_ns();
   g_schedtrace_ms = debug_option("schedtrace");
+  detail::leak_checks.store(debug_option("leaks") > 0, std::memory_order_relaxed);
   std::thread(monitor_main).detach();
   install_sigquit();
 }

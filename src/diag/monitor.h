@@ -10,6 +10,7 @@ namespace goro::rt::diag {
 
 inline constexpr std::uint32_t kCheckDeadlock = 1;  // the last P went idle, or a plain thread parked
 inline constexpr std::uint32_t kSigquit = 2;
+inline constexpr std::uint32_t kCheckLockCycles = 4;  // a goroutine parked on a Mutex (GORO_DEBUG=leaks=1)
 
 // Starts the thread (and installs the SIGQUIT handler); once, at runtime start.
 void monitor_start();

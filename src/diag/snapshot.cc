@@ -10,6 +10,7 @@
 #include "diag/diag.h"
 #include "goro/runtime.h"
 #include "sched/futex.h"
+#include "goro/sync.h"
 #include "sched/sched.h"
 
 namespace goro::rt::diag {
@@ -49,6 +50,7 @@ void collect(G* g, void* arg) {
   n.parent_id = g->parent_id;
   n.status = st;
   n.is_caller = g == c.caller;
+  n.self = g;
   n.where = g->where;
   if (st == GStatus::waiting) {
     n.wait_reason = g->wait_reason;
@@ -61,6 +63,9 @@ void collect(G* g, void* arg) {
       n.chan_len = static_cast<long>(len);
       n.chan_cap = static_cast<long>(cap);
     }
+    if (detail::leak_checks.load(std::memory_order_relaxed) && n.wait_obj != nullptr && n.wait_reason != nullptr &&
+        std::strcmp(n.wait_reason, "sync.Mutex.Lock") == 0)
+      n.lock_owner = mutex_owner(n.wait_obj);
   }
   if (c.stacks && !n.is_caller && (st == GStatus::waiting || st == GStatus::runnable) &&
       g->stack != nullptr && g->sp != nullptr) {

@@ -10,12 +10,41 @@
 #include <goro/sync.h>
 
 #include "arch/sanitizer.h"
+#include "diag/monitor.h"
 #include "sched/fatal.h"
 #include "sched/futex.h"
 #include "sched/sched.h"
 #include "sync/waitlist.h"
 
 namespace goro {
+
+namespace detail {
+std::atomic<bool> leak_checks{false};
+
+struct MutexDiag {
+  static const void* owner(const void* m) {
+    return static_cast<const Mutex*>(m)->owner_.load(std::memory_order_relaxed);
+  }
+  // Cond::wait's unlock happens in a park hook, on another context: the
+  // holder check and release of the record are made first, as the waiter.
+  static void release_owner(Mutex* m) { m->note_unlocking(); }
+};
+}  // namespace detail
+
+namespace rt::diag {
+// The holder of a Mutex a goroutine is parked on (null if unknown).
+const void* mutex_owner(const void* m) { return detail::MutexDiag::owner(m); }
+}  // namespace rt::diag
+
+void Mutex::note_locked() { owner_.store(rt::current_waiter(), std::memory_order_relaxed); }
+
+void Mutex::note_unlocking() {
+  void* me = rt::current_waiter();
+  void* holder = owner_.load(std::memory_order_relaxed);
+  if (holder != nullptr && holder != me)
+    throw panic_error("sync: unlock of a Mutex held by another goroutine (GORO_DEBUG=leaks=1 requires the holder to unlock)");
+  owner_.store(nullptr, std::memory_order_relaxed);
+}
 
 namespace {
 constexpr std::int64_t kStarveNs = 1000000;  // 1 ms, as Go's starvationThresholdNs
@@ -39,6 +68,7 @@ void Mutex::lock_slow() {
     if ((s & kLocked) == 0) {
       if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_relaxed)) {
         arch::san_acquire(this);
+        if (detail::leak_checks.load(std::memory_order_relaxed)) note_locked();
         return;
       }
       continue;
@@ -68,9 +98,21 @@ void Mutex::lock_slow() {
     if (w.since_ns == 0) w.since_ns = rt::mono_now_ns();
     rt::WaitList(head_, tail_).push_back(&w);
     w.g->wait_obj = this;
-    rt::park("sync.Mutex.Lock", &rt::unlock_lock, &qlock_);
+    if (detail::leak_checks.load(std::memory_order_relaxed)) {
+      // Once parked (the hook runs after the switch), have the monitor look
+      // for a lock cycle through this wait.
+      rt::park(
+          "sync.Mutex.Lock",
+          [](void* l) {
+            static_cast<detail::RawMutex*>(l)->unlock();
+            rt::diag::monitor_poke(rt::diag::kCheckLockCycles);
+          },
+          &qlock_);
+    } else {
+      rt::park("sync.Mutex.Lock", &rt::unlock_lock, &qlock_);
+    }
     // Handed off: we own it (ready/park order the previous holder's writes
-    // before our return).
+    // before our return; the unlocker recorded us as the holder).
     if (w.granted) {
       arch::san_acquire(this);
       return;
@@ -96,6 +138,7 @@ void Mutex::unlock_slow() {
   // Nobody else changes state_ now: kLocked is ours, kParked needs qlock_.
   if (rt::mono_now_ns() - w->since_ns > kStarveNs) {
     w->granted = true;
+    if (detail::leak_checks.load(std::memory_order_relaxed)) owner_.store(w->g, std::memory_order_relaxed);  // handed over: no window without a holder
     state_.store(kLocked | parked, std::memory_order_release);
   } else {
     state_.store(parked, std::memory_order_release);
@@ -230,6 +273,7 @@ void Cond::wait(std::unique_lock<Mutex>& lk) {
   // The park hook unlocks the user's Mutex on another context, inside a
   // scope: state the unlock's release here, as the waiter.
   arch::san_release(mu);
+  if (detail::leak_checks.load(std::memory_order_relaxed)) detail::MutexDiag::release_owner(mu);
   rt::WaitNode w;
   w.g = rt::current_waiter();
   m_.lock();

@@ -14,6 +14,8 @@
 //   sigquit_own_handler (the program's handler wins), and with
 //   GORO_SIGQUIT=0 the default action (killed by the signal).
 // schedtrace: schedtrace (GORO_DEBUG=schedtrace=20: SCHED lines).
+// lock_cycle: an ABBA pair of goroutines (GORO_DEBUG=leaks=1 reports it);
+// cross_unlock: a Mutex unlocked by another goroutine (a panic under leaks=1).
 // migrate: how many of 400 parks resumed on another OS thread (run with
 //   GORO_DEBUG=migrate=1).
 #include <goro/goro.h>
@@ -207,6 +209,39 @@ int main(int argc, char** argv) {
       }
       std::fprintf(stderr, "moved %d of %d parks (%d of the channel receives)\n", moved, parks, moved_recv);
       return 0;
+    });
+  }
+  if (mode == "lock_cycle") {  // ABBA: reported under GORO_DEBUG=leaks=1
+    return goro::run([] {
+      static goro::Mutex a, b;
+      goro::Chan<int> held(0), go_on(0);
+      goro::go([held, go_on] {
+        a.lock();
+        held.send(1);
+        go_on.recv();  // (returns when closed)
+        b.lock();      // never returns
+      });
+      goro::go([held, go_on] {
+        b.lock();
+        held.send(2);
+        go_on.recv();
+        a.lock();  // never returns
+      });
+      held.recv();
+      held.recv();  // both hold their first mutex
+      go_on.close();
+      goro::sleep_for(300ms);  // the monitor reports meanwhile; then exit 0
+      std::puts("main done");
+    });
+  }
+  if (mode == "cross_unlock") {  // Go allows it; GORO_DEBUG=leaks=1 does not
+    return goro::run([] {
+      goro::Mutex m;
+      m.lock();
+      goro::WaitGroup wg;
+      wg.go([&m] { m.unlock(); });
+      wg.wait();
+      std::puts("unlocked by another goroutine");
     });
   }
   if (mode == "schedtrace") {

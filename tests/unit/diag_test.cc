@@ -382,6 +382,40 @@ TEST(Diag, RuntimeStatsCountWhatRuns) {
 // Go's SIGQUIT / runtime.Stack under load: dumps requested over and over
 // while goroutines hammer channels and mutexes; nothing hangs, nothing is
 // lost (every value sent is received once), every dump is complete.
+// Go's goleak: a goroutine left sending on an unbuffered channel whose
+// receiver returned early is found, with its spawn site and what it waits
+// for; code that cleans up after itself leaks nothing.
+__attribute__((noinline)) int first_result_only(int workers) {
+  Chan<int> results(0);
+  for (int i = 0; i < workers; ++i) {
+    go([results, i] { results.send(i); });  // the leak: nobody receives the others
+  }
+  return *results.recv();
+}
+
+__attribute__((noinline)) int first_result_buffered(int workers) {
+  Chan<int> results(workers);  // the fix: room for every result
+  for (int i = 0; i < workers; ++i) {
+    go([results, i] { results.send(i); });
+  }
+  return *results.recv();
+}
+
+TEST(Diag, FindLeaksReportsALeftBehindSenderWithItsSpawnSite) {
+  std::vector<GoroutineInfo> before = goroutines();
+  first_result_buffered(3);
+  EXPECT_TRUE(find_leaks(before).empty());
+  before = goroutines();
+  first_result_only(3);
+  std::vector<GoroutineInfo> leaks = find_leaks(before, std::chrono::milliseconds(200));
+  ASSERT_EQ(leaks.size(), 2u);
+  for (const GoroutineInfo& g : leaks) {
+    EXPECT_EQ(g.state, "chan send");
+    EXPECT_NE(g.spawn_site.find("diag_test.cc:"), std::string::npos) << g.spawn_site;
+    EXPECT_NE(g.spawn_function.find("first_result_only"), std::string::npos) << g.spawn_function;
+  }
+}
+
 class DiagTest : public ProcsTest {};
 GORO_INSTANTIATE_PROCS(DiagTest);
 

@@ -1,0 +1,138 @@
+// src/diag/leaks.cc: lock cycles (GORO_DEBUG=leaks=1) and find_leaks().
+//
+// Lock cycles. Under GORO_DEBUG=leaks=1 every goro::Mutex records its holder
+// (the goroutine or thread that locked it, or that it was handed to) and only
+// the holder may unlock it (a panic otherwise). A goroutine parked in
+// Mutex::lock has one wait-for edge: to the holder of that mutex. With the
+// world stopped, if following these edges from goroutine G returns to G,
+// every goroutine on the cycle is parked waiting for a mutex held by the next
+// one; each holder can release its mutex only by running, and none can run
+// before it gets the mutex it waits for; nobody else may unlock them. So the
+// cycle is permanent: a report is never false. (Edges are read only while
+// every P is stopped, so they are one consistent picture; a holder recorded a
+// moment late or cleared a moment early only removes an edge: a miss.)
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unistd.h>
+#include <vector>
+
+#include "arch/sanitizer.h"
+#include "diag/diag.h"
+#include "goro/debug.h"
+#include "sched/futex.h"
+#include "sched/sched.h"
+
+namespace goro::rt::diag {
+
+namespace {
+void write_all(const std::string& s) {
+  const char* p = s.data();
+  std::size_t n = s.size();
+  while (n > 0) {
+    ssize_t w = ::write(2, p, n);
+    if (w <= 0) return;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+}  // namespace
+
+void check_lock_cycles() {
+  Snapshot s;
+  take_snapshot(s, true);
+  if (!s.all_stopped) return;  // edges of a P that did not stop may be stale
+  std::unordered_map<const void*, std::size_t> index;
+  for (std::size_t i = 0; i < s.gs.size(); ++i) index[s.gs[i].self] = i;
+  auto next = [&](std::size_t i) -> long {
+    const GSnap& g = s.gs[i];
+    if (g.status != GStatus::waiting || g.lock_owner == nullptr) return -1;
+    auto it = index.find(g.lock_owner);
+    return it == index.end() ? -1 : static_cast<long>(it->second);
+  };
+  static std::mutex reported_mu;
+  static auto* reported = new std::set<std::vector<std::uint64_t>>;
+  std::vector<int> color(s.gs.size(), 0);  // 0 new, 1 on the current path, 2 done
+  std::vector<std::vector<std::size_t>> cycles;
+  for (std::size_t start = 0; start < s.gs.size(); ++start) {
+    std::vector<std::size_t> path;
+    long i = static_cast<long>(start);
+    while (i >= 0 && color[static_cast<std::size_t>(i)] == 0) {
+      color[static_cast<std::size_t>(i)] = 1;
+      path.push_back(static_cast<std::size_t>(i));
+      i = next(static_cast<std::size_t>(i));
+    }
+    if (i >= 0 && color[static_cast<std::size_t>(i)] == 1) {  // closed a cycle on this path
+      auto at = std::find(path.begin(), path.end(), static_cast<std::size_t>(i));
+      cycles.emplace_back(at, path.end());
+    }
+    for (std::size_t k : path) color[k] = 2;
+  }
+  for (const std::vector<std::size_t>& c : cycles) {
+    std::vector<std::uint64_t> ids;
+    std::int64_t last_park = 0;
+    for (std::size_t k : c) {
+      ids.push_back(s.gs[k].id);
+      last_park = std::max(last_park, s.gs[k].wait_since_ns);
+    }
+    std::vector<std::uint64_t> key = ids;
+    std::sort(key.begin(), key.end());
+    {
+      std::lock_guard<std::mutex> lk(reported_mu);
+      if (!reported->insert(key).second) continue;
+    }
+    char buf[256];
+    std::string out = "goro: lock cycle: goroutines";
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      std::snprintf(buf, sizeof buf, "%s %" PRIu64, k == 0 ? "" : ",", ids[k]);
+      out += buf;
+    }
+    std::snprintf(buf, sizeof buf, " wait for each other's sync.Mutex forever (found %lld ms after the last one parked)\n",
+                  static_cast<long long>(std::max<std::int64_t>(0, coarse_now_ns() - last_park) / 1'000'000));
+    out += buf;
+    for (std::size_t k = 0; k < c.size(); ++k) {
+      const GSnap& g = s.gs[c[k]];
+      const GSnap& h = s.gs[c[(k + 1) % c.size()]];
+      std::snprintf(buf, sizeof buf, "  goroutine %" PRIu64 " waits for Mutex %p, held by goroutine %" PRIu64 "\n", g.id,
+                    g.wait_obj, h.id);
+      out += buf;
+    }
+    out += '\n';
+    // The stacks of the cycle's goroutines.
+    Snapshot only;
+    std::vector<GSnap> members;
+    for (std::size_t k : c) members.push_back(s.gs[k]);
+    std::swap(s.gs, members);
+    out += render_text(s);
+    std::swap(s.gs, members);
+    write_all(out);
+  }
+}
+
+}  // namespace goro::rt::diag
+
+namespace goro {
+
+std::vector<GoroutineInfo> find_leaks(const std::vector<GoroutineInfo>& baseline, Clock::duration grace) {
+  std::vector<std::uint64_t> known;
+  known.reserve(baseline.size() + 1);
+  for (const GoroutineInfo& g : baseline) known.push_back(g.id);
+  known.push_back(goroutine_id());  // the caller
+  std::sort(known.begin(), known.end());
+  const Clock::time_point deadline = Clock::now() + grace;
+  std::vector<GoroutineInfo> left;
+  for (;;) {
+    left.clear();
+    for (GoroutineInfo& g : goroutines()) {
+      if (!std::binary_search(known.begin(), known.end(), g.id)) left.push_back(std::move(g));
+    }
+    if (left.empty() || Clock::now() >= deadline) return left;
+    sleep_for(std::chrono::milliseconds(5));  // goroutines on their way out get time to finish
+  }
+}
+
+}  // namespace goro
