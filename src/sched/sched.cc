@@ -119,6 +119,7 @@ Sched& sched() {
 thread_local P* tls_p = nullptr;
 
 extern bool g_migrate;  // GORO_DEBUG=migrate=1, see migrate_filter
+bool migrate_keep(P* p, P* q);
 
 // TSan: a worker's start (TSan counts its thread-local storage as written
 // then) happens before any goroutine that runs on it; goroutine fibers
@@ -474,8 +475,13 @@ G* runnable_pick(P* p, bool may_fire_timers) {
 // runnext slot, which any thread may exchange, and that P is woken), so code
 // that keeps a thread_local's address across a blocking call fails in tests.
 // A goroutine's `thread_wake` word (a plain thread's futex, unused by
-// goroutines) remembers its last P, in this mode only.
+// goroutines) remembers its last P, in this mode only, with kHandedOff set
+// once it was handed away: wherever it is picked next (that P, or a stealer,
+// even the P it left, when the other P is busy with a goroutine that does not
+// yield), it runs there. So it is handed over at most once per resumption
+// and can never bounce between Ps unrun.
 bool g_migrate = false;  // set once at start, before any worker runs
+constexpr std::uint32_t kHandedOff = 0x80000000u;
 
 G* migrate_filter(P* p, G* g, bool may_fire_timers) {
   Sched& s = sched();
@@ -492,12 +498,25 @@ G* migrate_filter(P* p, G* g, bool may_fire_timers) {
       }
     }
     if (q == nullptr) break;  // no other P: run it here
+    g->thread_wake.store(here | kHandedOff, std::memory_order_relaxed);
+    g->wait_since_ns = coarse_now_ns();  // (a runnable G's wait time is unused: here, when it was handed over)
     if (G* old = q->runnext.exchange(g, std::memory_order_acq_rel)) global_put(old);
     wake_p(q);
     g = runnable_pick(p, may_fire_timers);
   }
   if (g != nullptr) g->thread_wake.store(here, std::memory_order_relaxed);
   return g;
+}
+
+// Stealing from q's runnext (migrate mode): leave a goroutine this P handed
+// to q there for 5 ms, so q runs it; after that q is busy with a goroutine
+// that does not yield, and this P takes it back.
+bool migrate_keep(P* p, P* q) {
+  if (!g_migrate) return false;
+  G* g = q->runnext.load(std::memory_order_acquire);
+  return g != nullptr &&
+         g->thread_wake.load(std::memory_order_relaxed) == ((static_cast<std::uint32_t>(p->id) + 1) | kHandedOff) &&
+         coarse_now_ns() - g->wait_since_ns < 5'000'000;
 }
 
 G* runnable_fast(P* p, bool may_fire_timers = true) {
@@ -684,7 +703,7 @@ G* steal_work(P* p) {
       if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) return g;  // a timer readied it
       if (!q->active.load(std::memory_order_acquire) && q->runq.empty()) continue;
       std::uint32_t got = q->runq.grab(buf);
-      if (got == 0 && round == 3 && !g_migrate) {  // (migrate mode: it was handed to q on purpose)
+      if (got == 0 && round == 3 && !migrate_keep(p, q)) {
         if (G* g = q->runnext.exchange(nullptr, std::memory_order_acquire)) return g;
       }
       if (got == 0) continue;
