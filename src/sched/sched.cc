@@ -784,9 +784,13 @@ void idle_sleep(P* p) {
   p->in_idle = true;
   const int idle_now = s.nidle.fetch_add(1, std::memory_order_seq_cst) + 1;  // pairs with wakep's RMW
   s.lock.unlock();
-  // The last P to go idle asks the monitor whether the program is deadlocked.
-  if (idle_now == s.nstarted.load(std::memory_order_relaxed)) diag::monitor_poke(diag::kCheckDeadlock);
   std::int64_t deadline = earliest_timer();
+  // The last P to go idle asks the monitor whether the program is deadlocked
+  // (a cheap pre-filter first: with a timer armed, a network wait or a
+  // blocking call in flight it cannot be, and servers go idle often).
+  if (idle_now == s.nstarted.load(std::memory_order_relaxed) && deadline == INT64_MAX && netpoll_waiters() == 0 &&
+      blocking_inflight() == 0)
+    diag::monitor_poke(diag::kCheckDeadlock);
   bool polled = false;
   if (!any_work() && deadline > mono_now_ns() && p->active.load(std::memory_order_acquire)) {
     if (netpoll_waiters() > 0 && !s.poll_blocked.exchange(true, std::memory_order_acquire)) {
