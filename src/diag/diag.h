@@ -103,6 +103,9 @@ std::vector<Symbol> symbolize(std::uintptr_t pc);
 std::string render_text(Snapshot& s);
 std::string render_json(Snapshot& s);
 
+// Writes s to stderr (all of it, retrying short writes and EINTR).
+void write_stderr(const std::string& s);
+
 // The holder of a Mutex recorded under GORO_DEBUG=leaks=1 (src/sync/mutex.cc).
 const void* mutex_owner(const void* m);
 // Looks for goroutines waiting on each other's Mutex in a cycle and reports

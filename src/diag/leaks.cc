@@ -29,19 +29,6 @@
 
 namespace goro::rt::diag {
 
-namespace {
-void write_all(const std::string& s) {
-  const char* p = s.data();
-  std::size_t n = s.size();
-  while (n > 0) {
-    ssize_t w = ::write(2, p, n);
-    if (w <= 0) return;
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
-}  // namespace
-
 void check_lock_cycles() {
   Snapshot s;
   take_snapshot(s, true);
@@ -103,13 +90,12 @@ void check_lock_cycles() {
     }
     out += '\n';
     // The stacks of the cycle's goroutines.
-    Snapshot only;
     std::vector<GSnap> members;
     for (std::size_t k : c) members.push_back(s.gs[k]);
     std::swap(s.gs, members);
     out += render_text(s);
     std::swap(s.gs, members);
-    write_all(out);
+    write_stderr(out);
   }
 }
 

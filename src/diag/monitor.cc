@@ -48,7 +48,9 @@ std::vector<pid_t>& runtime_tids() {
 std::int64_t g_schedtrace_ms = 0;
 std::int64_t g_start_ns = 0;
 
-void write_all(const std::string& s) {
+}  // namespace
+
+void write_stderr(const std::string& s) {
   const char* p = s.data();
   std::size_t n = s.size();
   while (n > 0) {
@@ -60,12 +62,14 @@ void write_all(const std::string& s) {
   }
 }
 
+namespace {
+
 [[noreturn]] void die_with_dump(const char* first_line) {
   std::string out = first_line;
   out += "\n\n";
   out += goroutine_dump();
   flush_stdio_bounded();  // what the program printed comes first
-  write_all(out);
+  write_stderr(out);
   _exit(2);
 }
 
@@ -139,7 +143,7 @@ void schedtrace_line() {
   std::snprintf(buf, sizeof buf, "] goroutines=%zu running=%zu runnable=%zu waiting=%zu timers=%zu iowait=%zu\n",
                 st.goroutines, st.running, st.runnable, st.waiting, st.timers, st.io_waiters);
   line += buf;
-  write_all(line);
+  write_stderr(line);
 }
 
 // GORO_DEBUG: comma-separated key=number items, as Go's GODEBUG.
