@@ -29,10 +29,9 @@
 
 namespace goro::rt::diag {
 
-void check_lock_cycles() {
-  Snapshot s;
-  take_snapshot(s, true);
-  if (!s.all_stopped) return;  // edges of a P that did not stop may be stale
+namespace {
+// The cycles among s's goroutines, each as indexes into s.gs.
+std::vector<std::vector<std::size_t>> find_cycles(const Snapshot& s) {
   std::unordered_map<const void*, std::size_t> index;
   for (std::size_t i = 0; i < s.gs.size(); ++i) index[s.gs[i].self] = i;
   auto next = [&](std::size_t i) -> long {
@@ -41,8 +40,6 @@ void check_lock_cycles() {
     auto it = index.find(g.lock_owner);
     return it == index.end() ? -1 : static_cast<long>(it->second);
   };
-  static std::mutex reported_mu;
-  static auto* reported = new std::set<std::vector<std::uint64_t>>;
   std::vector<int> color(s.gs.size(), 0);  // 0 new, 1 on the current path, 2 done
   std::vector<std::vector<std::size_t>> cycles;
   for (std::size_t start = 0; start < s.gs.size(); ++start) {
@@ -59,19 +56,41 @@ void check_lock_cycles() {
     }
     for (std::size_t k : path) color[k] = 2;
   }
-  for (const std::vector<std::size_t>& c : cycles) {
+  return cycles;
+}
+
+std::vector<std::uint64_t> ids_of(const Snapshot& s, const std::vector<std::size_t>& c) {
+  std::vector<std::uint64_t> ids;
+  for (std::size_t k : c) ids.push_back(s.gs[k].id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+}  // namespace
+
+void check_lock_cycles() {
+  static auto* reported = new std::set<std::vector<std::uint64_t>>;  // the monitor thread's only
+  // First without stacks (the world stops only to read descriptors and
+  // holders); with stacks only when a new cycle is there.
+  {
+    Snapshot quick;
+    take_snapshot(quick, false);
+    bool fresh = false;
+    if (quick.all_stopped) {
+      for (const auto& c : find_cycles(quick)) fresh = fresh || reported->count(ids_of(quick, c)) == 0;
+    }
+    if (!fresh) return;
+  }
+  Snapshot s;
+  take_snapshot(s, true);
+  if (!s.all_stopped) return;  // edges of a P that did not stop may be stale
+  for (const std::vector<std::size_t>& c : find_cycles(s)) {
     std::vector<std::uint64_t> ids;
     std::int64_t last_park = 0;
     for (std::size_t k : c) {
       ids.push_back(s.gs[k].id);
       last_park = std::max(last_park, s.gs[k].wait_since_ns);
     }
-    std::vector<std::uint64_t> key = ids;
-    std::sort(key.begin(), key.end());
-    {
-      std::lock_guard<std::mutex> lk(reported_mu);
-      if (!reported->insert(key).second) continue;
-    }
+    if (!reported->insert(ids_of(s, c)).second) continue;
     char buf[256];
     std::string out = "goro: lock cycle: goroutines";
     for (std::size_t k = 0; k < ids.size(); ++k) {

@@ -165,20 +165,33 @@ struct DebugOptions {
   }
 };
 
+// Lock-cycle checks stop the world: under heavy Mutex contention (every
+// park pokes) they are coalesced to one per kCycleCheckGap.
+constexpr std::int64_t kCycleCheckGap = 2'000'000;
+
 void monitor_main() {
   arch::SanRuntimeScope san;
   runtime_thread_add();
   std::int64_t next_trace = g_schedtrace_ms > 0 ? mono_now_ns() + g_schedtrace_ms * 1'000'000 : INT64_MAX;
+  std::int64_t next_cycle_check = 0;
+  bool cycle_check_pending = false;
   for (;;) {
     std::uint32_t r = g_req.exchange(0, std::memory_order_acq_rel);
     if ((r & kSigquit) != 0) die_with_dump("SIGQUIT: quit");
     if ((r & kCheckDeadlock) != 0 && deadlocked()) die_with_dump("fatal error: all goroutines are asleep - deadlock!");
-    if ((r & kCheckLockCycles) != 0) check_lock_cycles();
-    if (mono_now_ns() >= next_trace) {
+    cycle_check_pending = cycle_check_pending || (r & kCheckLockCycles) != 0;
+    std::int64_t now = mono_now_ns();
+    if (cycle_check_pending && now >= next_cycle_check) {
+      cycle_check_pending = false;
+      check_lock_cycles();
+      next_cycle_check = mono_now_ns() + kCycleCheckGap;
+    }
+    if (now >= next_trace) {
       schedtrace_line();
       next_trace += g_schedtrace_ms * 1'000'000;
     }
-    if (r == 0) futex_wait(&g_req, 0, next_trace == INT64_MAX ? -1 : next_trace);
+    std::int64_t wake = cycle_check_pending ? std::min(next_trace, next_cycle_check) : next_trace;
+    if (r == 0 || cycle_check_pending) futex_wait(&g_req, 0, wake == INT64_MAX ? -1 : wake);
   }
 }
 

@@ -1178,6 +1178,16 @@ void blocking_begin() { sched().blocking_running.fetch_add(1, std::memory_order_
 void blocking_end() { sched().blocking_running.fetch_sub(1, std::memory_order_release); }
 
 // ---------------------------------------------------------------- stopping the world
+// stw_mu from a goroutine: yield until it is free instead of blocking the
+// worker, whose P must be able to stop for the stop in progress.
+void lock_stw(Sched& s) {
+  if (current_g() == nullptr) {
+    s.stw_mu.lock();
+    return;
+  }
+  while (!s.stw_mu.try_lock()) goro::yield();
+}
+
 // Diagnostics read every goroutine's descriptor and copy parked goroutines'
 // stacks while no P runs a goroutine. Each P stops at its next scheduling
 // point (runnable_fast and find_runnable check `active` first, so a P that
@@ -1189,7 +1199,7 @@ void blocking_end() { sched().blocking_running.fetch_sub(1, std::memory_order_re
 void stop_the_world(WorldStop& w, std::int64_t timeout_ns) {
   Sched& s = sched();
   ensure_started();
-  s.stw_mu.lock();
+  lock_stw(s);
   w.self = current_p();
   s.stopping.store(true, std::memory_order_seq_cst);
   s.lock.lock();
@@ -1414,7 +1424,8 @@ void set_max_procs(int n) {
   arch::SanRuntimeScope san;
   rt::ensure_started();
   rt::Sched& s = rt::sched();
-  std::lock_guard<std::mutex> stw(s.stw_mu);  // not while the world is stopped
+  rt::lock_stw(s);  // not while the world is stopped
+  std::lock_guard<std::mutex> stw(s.stw_mu, std::adopt_lock);
   s.lock.lock();
   int old = s.nprocs.load(std::memory_order_relaxed);
   s.nprocs.store(n, std::memory_order_release);

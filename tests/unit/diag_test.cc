@@ -468,5 +468,27 @@ TEST_P(DiagTest, DumpsWhileGoroutinesHammerChannelsAndMutexes) {
   EXPECT_EQ(shared, 0);
 }
 
+// Dumps from several goroutines at once, while another goroutine changes
+// GOMAXPROCS: one stop of the world at a time, and a goroutine waiting for
+// its turn yields instead of blocking its worker (which must stop too).
+TEST_P(DiagTest, ConcurrentDumpsAndSetMaxProcs) {
+  const int per = int(scaled(40)) + 2;
+  std::atomic<int> complete{0};
+  WaitGroup wg;
+  for (int d = 0; d < 4; ++d) {
+    wg.go([&] {
+      for (int i = 0; i < per; ++i) complete += goroutine_dump().find("goroutine ") == 0;
+    });
+  }
+  const int procs = GetParam();
+  wg.go([&] {
+    for (int i = 0; i < per; ++i) set_max_procs(1 + i % 4);
+    set_max_procs(procs);
+  });
+  wg.wait();
+  EXPECT_EQ(complete.load(), 4 * per);
+  EXPECT_EQ(max_procs(), procs);
+}
+
 }  // namespace
 }  // namespace goro::test
