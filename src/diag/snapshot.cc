@@ -32,6 +32,31 @@ void copy_stack_words(unsigned char* dst, const unsigned char* src, std::size_t 
   }
 }
 
+// Reads a word of each parked stack (the page at its saved stack pointer and
+// its top page) before the world stops. The first touch of a page costs the
+// most (page-table walks; on a VM, far more), and parked stacks are 128 KiB
+// apart, each on its own pages: touched here, while everything runs, they
+// make the copy in the stopped world several times faster. The reads race
+// with goroutines that resume meanwhile and are only warming: slabs are never
+// unmapped and a saved stack pointer always lies inside some stack, so every
+// address read is mapped; the values are discarded.
+__attribute__((no_sanitize("address", "thread"))) void warm(G* g, void*) {
+  GStatus st = g->status.load(std::memory_order_acquire);
+  if (g->is_thread || (st != GStatus::waiting && st != GStatus::runnable)) return;
+  Stack* stack = g->stack;
+  void* sp = g->sp;
+  if (stack == nullptr || sp == nullptr) return;
+  auto p = reinterpret_cast<std::uintptr_t>(sp) & ~std::uintptr_t{7};
+  auto lo = reinterpret_cast<std::uintptr_t>(stack->lo);
+  auto hi = reinterpret_cast<std::uintptr_t>(stack->hi);
+  if (p < lo || p + 8 > hi) return;
+  std::uint64_t w;
+  __builtin_memcpy(&w, reinterpret_cast<const void*>(p), 8);
+  asm volatile("" : : "r"(w));
+  __builtin_memcpy(&w, reinterpret_cast<const void*>(hi - 8), 8);
+  asm volatile("" : : "r"(w));
+}
+
 struct Collect {
   Snapshot* s;
   G* caller;
@@ -136,6 +161,7 @@ void take_snapshot(Snapshot& s, bool stacks) {
   populate(s.gs.data(), s.gs.capacity() * sizeof(GSnap));
   if (stacks) s.bytes.reserve(std::min(kCopyBudget, (n + n / 4) * 1024));
   Collect c{&s, current_g(), stacks, kCopyBudget};
+  if (stacks) for_each_g(&warm, nullptr);
   WorldStop w;
   stop_the_world(w, 100'000'000);
   s.all_stopped = w.all_stopped;
