@@ -3,7 +3,7 @@
 //
 // gen -> sq (x3 workers) -> merge -> main. The bug: merge waits for every
 // worker with a WaitGroup before closing its output, but one worker returns
-// early without calling done(); main ranges over merge's output forever.
+// without calling done() (always); main ranges over merge's output forever.
 //
 //   stuck_pipeline deadlock   nothing else runs: the runtime reports the
 //                             deadlock itself (exit status 2)
@@ -34,9 +34,9 @@ goro::Chan<int> gen(int n) {
 
 void square(goro::Chan<int> in, goro::Chan<int> out, goro::WaitGroup* wg, bool buggy) {
   for (int v : in) {
-    if (buggy && v > 5) return;  // BUG: returns without wg->done()
     out.send(v * v);
   }
+  if (buggy) return;  // BUG: this worker returns without wg->done()
   wg->done();
 }
 
