@@ -16,7 +16,9 @@
 //                       stderr (Go's schedtrace)
 //   GORO_DEBUG=leaks=1  goro::Mutex records its holder (only the holder may
 //                       unlock it) and a cycle of goroutines waiting for each
-//                       other's Mutex is reported on stderr with their stacks
+//                       other's Mutex is reported on stderr with their stacks;
+//                       so are goroutines proved blocked forever on channels
+//                       (blocked_forever(), checked every second)
 //   GORO_DEBUG=migrate=1  parked goroutines resume on another thread whenever
 //                       possible (finds thread_local misuse in tests)
 #pragma once
@@ -92,5 +94,17 @@ GORO_EXPORT RuntimeStats runtime_stats();
 // Each entry says where the goroutine was spawned and what it waits for.
 GORO_EXPORT std::vector<GoroutineInfo> find_leaks(const std::vector<GoroutineInfo>& baseline,
                                                   Clock::duration grace = std::chrono::seconds(1));
+
+// The goroutines proved blocked forever: parked on a nil channel or an empty
+// select, or on channels that no code able to run can reach any more (no
+// handle or pointer to them outside the stacks and closures of goroutines
+// that are themselves blocked forever). The proof stops the world and scans
+// the process's writable memory for anything that may point at them; a
+// goroutine listed here is never woken. It errs only towards listing too
+// few: empty when no proof can be made now (a thread goro does not know is
+// running, a goro::blocking call is in flight, a goroutine computes without
+// a scheduling point, an AddressSanitizer or ThreadSanitizer build).
+// GORO_DEBUG=leaks=1 reports them on stderr, once each, checking every second.
+GORO_EXPORT std::vector<GoroutineInfo> blocked_forever();
 
 }  // namespace goro

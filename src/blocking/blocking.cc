@@ -52,7 +52,7 @@ Pool& pool() {
 
 void pool_thread() {
   arch::SanRuntimeScope san;  // left only around the job's own function
-  rt::diag::runtime_thread_add();
+  rt::diag::runtime_thread_add(__builtin_frame_address(0));
   Pool& p = pool();
   std::unique_lock<std::mutex> lk(p.mu);
   for (;;) {

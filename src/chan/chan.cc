@@ -61,6 +61,10 @@ using rt::G;
 
 struct SelectState {
   std::atomic<bool> done{false};
+  // The select's cases, for the leak proof (src/diag/reach.cc), which reads
+  // them only while the selecting goroutine is parked and the world stopped.
+  const SelectCase* cases = nullptr;
+  int ncases = 0;
 };
 
 struct Waiter {
@@ -386,9 +390,29 @@ void chan_diag(const void* core, std::size_t& len, std::size_t& cap) {
 }
 }  // namespace goro::rt::diag
 
-namespace goro::detail {
+namespace goro::rt::diag {
+// For the leak proof, with the world stopped and the parked goroutine's
+// channels kept alive by its handle (send, receive) or its references (select).
+void chan_extent(const void* core, std::uintptr_t& lo, std::uintptr_t& hi, std::uintptr_t& buf_lo,
+                 std::uintptr_t& buf_hi) {
+  const auto* c = static_cast<const detail::ChanCore*>(core);
+  lo = reinterpret_cast<std::uintptr_t>(c);
+  buf_lo = reinterpret_cast<std::uintptr_t>(c->buf);
+  buf_hi = buf_lo + c->cap * c->ops->size;
+  hi = buf_hi > lo + sizeof(detail::ChanCore) ? buf_hi : lo + sizeof(detail::ChanCore);
+}
 
-}  // namespace goro::detail
+int select_chans(const void* sel, std::uintptr_t* out, std::size_t max) {
+  const auto* st = static_cast<const detail::SelectState*>(sel);
+  int k = 0;
+  for (int i = 0; i < st->ncases; ++i) {
+    if (st->cases[i].chan == nullptr) continue;
+    if (static_cast<std::size_t>(k) == max) return -1;
+    out[k++] = reinterpret_cast<std::uintptr_t>(st->cases[i].chan);
+  }
+  return k;
+}
+}  // namespace goro::rt::diag
 
 // ---------------------------------------------------------------- select
 namespace goro::detail {
@@ -517,6 +541,8 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
 
   // 4. Pass 2: wait on every case at once, registered in poll order.
   SelectState st;
+  st.cases = cases;
+  st.ncases = n;
   int won = -1;
   G* self = rt::current_waiter();
   Scratch<Waiter> waiters(n);
@@ -538,6 +564,7 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
     chan_retain(chans[k]);
     arch::san_release(chans[k]);
   }
+  self->wait_obj = &st;
   rt::park("select", &unlock_set, &locks);
 
   // 5. One case won (its waker dequeued its waiter and completed it); take

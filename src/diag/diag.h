@@ -65,6 +65,13 @@ class CopyBuffer {
 void populate(void* p, std::size_t n);
 
 struct Snapshot {
+  Snapshot() = default;
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  // Clears the copied pointers (descriptors, wait objects) before the
+  // memory goes back to malloc: a stale copy in a free block would count as
+  // a reference in the leak proof's scan, and hide a leak.
+  ~Snapshot();
   std::vector<GSnap> gs;                 // the caller first, then by id
   CopyBuffer bytes;                      // stack copies
   std::int64_t taken_ns = 0;             // coarse monotonic time
@@ -114,5 +121,18 @@ void check_lock_cycles();
 
 // Channel internals for the dump (src/chan/chan.cc).
 void chan_diag(const void* core, std::size_t& len, std::size_t& cap);
+
+// The ids of the goroutines proved blocked forever (src/diag/reach.cc): on
+// nil channels or an empty select, or on channels no running code can reach.
+// False when no proof could be made now (a thread goro does not know runs,
+// a goroutine.blocking call is in flight, a P did not stop, a sanitizer
+// build): then nothing is claimed.
+bool blocked_forever_ids(std::vector<std::uint64_t>& out);
+// Zeroes the dead stack below the caller (see reach.cc); public entry points
+// call it before they call a function that calls blocked_forever_ids.
+void clear_stack_below();
+// GORO_DEBUG=leaks=1: reports, once each, goroutines proved blocked forever,
+// with their stacks (the monitor calls it every second).
+void report_blocked_forever();
 
 }  // namespace goro::rt::diag

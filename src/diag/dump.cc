@@ -198,6 +198,7 @@ void append_frame_json(std::string& out, const Symbol& sym) {
 const char* wait_kind(const GSnap& g) {
   if (g.chan_cap >= 0) return "chan";
   if (g.wait_reason != nullptr && std::strcmp(g.wait_reason, "sync.Mutex.Lock") == 0) return "mutex";
+  if (g.wait_reason != nullptr && std::strcmp(g.wait_reason, "select") == 0) return "select";
   return "other";
 }
 

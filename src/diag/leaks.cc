@@ -118,9 +118,57 @@ void check_lock_cycles() {
   }
 }
 
+void report_blocked_forever() {
+  static auto* reported = new std::set<std::uint64_t>;  // the monitor thread's only
+  std::vector<std::uint64_t> ids;
+  if (!blocked_forever_ids(ids)) return;
+  std::vector<std::uint64_t> fresh;
+  for (std::uint64_t id : ids) {
+    if (reported->insert(id).second) fresh.push_back(id);
+  }
+  if (fresh.empty()) return;
+  Snapshot s;
+  take_snapshot(s, true);
+  std::vector<GSnap> members;
+  for (GSnap& g : s.gs) {
+    if (std::binary_search(fresh.begin(), fresh.end(), g.id)) members.push_back(std::move(g));
+  }
+  std::swap(s.gs, members);
+  char buf[64];
+  std::string out = "goro: goroutine leak: goroutines";
+  for (std::size_t k = 0; k < s.gs.size(); ++k) {
+    std::snprintf(buf, sizeof buf, "%s %" PRIu64, k == 0 ? "" : ",", s.gs[k].id);
+    out += buf;
+  }
+  out += " are blocked forever (no running code can reach the channels they wait on)\n\n";
+  out += render_text(s);
+  write_stderr(out);
+}
+
 }  // namespace goro::rt::diag
 
 namespace goro {
+
+namespace {
+__attribute__((noinline)) std::vector<GoroutineInfo> blocked_forever_impl() {
+  std::vector<std::uint64_t> ids;
+  if (!rt::diag::blocked_forever_ids(ids) || ids.empty()) return {};
+  std::vector<GoroutineInfo> out;
+  for (GoroutineInfo& g : goroutines()) {
+    if (std::binary_search(ids.begin(), ids.end(), g.id)) out.push_back(std::move(g));
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<GoroutineInfo> blocked_forever() {
+  rt::diag::clear_stack_below();
+  return blocked_forever_impl();
+}
+
+namespace {
+__attribute__((noinline)) bool proved_ids(std::vector<std::uint64_t>& ids) { return rt::diag::blocked_forever_ids(ids); }
+}  // namespace
 
 std::vector<GoroutineInfo> find_leaks(const std::vector<GoroutineInfo>& baseline, Clock::duration grace) {
   std::vector<std::uint64_t> known;
@@ -129,13 +177,25 @@ std::vector<GoroutineInfo> find_leaks(const std::vector<GoroutineInfo>& baseline
   known.push_back(goroutine_id());  // the caller
   std::sort(known.begin(), known.end());
   const Clock::time_point deadline = Clock::now() + grace;
+  Clock::time_point next_proof = Clock::now();
   std::vector<GoroutineInfo> left;
+  std::vector<std::uint64_t> stuck;
   for (;;) {
     left.clear();
     for (GoroutineInfo& g : goroutines()) {
       if (!std::binary_search(known.begin(), known.end(), g.id)) left.push_back(std::move(g));
     }
     if (left.empty() || Clock::now() >= deadline) return left;
+    // Leaks proved permanent need no more grace (a proof stops the world
+    // and scans memory: at most one per 50 ms).
+    if (Clock::now() >= next_proof) {
+      next_proof = Clock::now() + std::chrono::milliseconds(50);
+      rt::diag::clear_stack_below();
+      if (proved_ids(stuck) &&
+          std::all_of(left.begin(), left.end(),
+                      [&](const GoroutineInfo& g) { return std::binary_search(stuck.begin(), stuck.end(), g.id); }))
+        return left;
+    }
     sleep_for(std::chrono::milliseconds(5));  // goroutines on their way out get time to finish
   }
 }

@@ -40,8 +40,8 @@ std::atomic<int> g_started{0};
 // Constant-initialized or function-local: the runtime may start from another
 // file's static initializer, before this file's dynamic initializers run.
 std::mutex g_threads_mu;
-std::vector<pid_t>& runtime_tids() {
-  static auto* v = new std::vector<pid_t>;  // never destroyed (threads outlive statics)
+std::vector<RuntimeThread>& runtime_tids() {
+  static auto* v = new std::vector<RuntimeThread>;  // never destroyed (threads outlive statics)
   return *v;
 }
 
@@ -107,7 +107,7 @@ bool deadlocked() {
   if (goro::num_goroutines() == 0 && parked_plain == 0) return false;  // nothing is blocked
   {
     std::lock_guard<std::mutex> lk(g_threads_mu);
-    known.insert(known.end(), runtime_tids().begin(), runtime_tids().end());
+    for (const RuntimeThread& t : runtime_tids()) known.push_back(t.tid);
   }
   std::sort(known.begin(), known.end());
   DIR* d = opendir("/proc/self/task");
@@ -169,12 +169,37 @@ struct DebugOptions {
 // park pokes) they are coalesced to one per kCycleCheckGap.
 constexpr std::int64_t kCycleCheckGap = 2'000'000;
 
+// GORO_DEBUG=leaks=1: the proof of goroutines blocked forever runs once a
+// second, when some goroutine has waited on a channel for that long.
+constexpr std::int64_t kLeakCheckPeriod = 1'000'000'000;
+
+// Whether some goroutine has been parked on a channel (or a nil channel, or
+// an empty select) since before `since`. Read without stopping the world: a
+// hint for whether to try the proof, which reads everything again properly.
+bool channel_wait_over(std::int64_t since) {
+  struct Arg {
+    std::int64_t since;
+    bool found;
+  } a{since, false};
+  for_each_g([](G* g, void* p) {
+    auto& a = *static_cast<Arg*>(p);
+    if (a.found || g->status.load(std::memory_order_acquire) != GStatus::waiting) return;
+    const char* r = __atomic_load_n(&g->wait_reason, __ATOMIC_RELAXED);
+    std::int64_t t = __atomic_load_n(&g->wait_since_ns, __ATOMIC_RELAXED);
+    if (r != nullptr && (std::strncmp(r, "chan ", 5) == 0 || std::strncmp(r, "select", 6) == 0) && t <= a.since)
+      a.found = true;
+  }, &a);
+  return a.found;
+}
+
 void monitor_main() {
   arch::SanRuntimeScope san;
-  runtime_thread_add();
+  runtime_thread_add(__builtin_frame_address(0));
   std::int64_t next_trace = g_schedtrace_ms > 0 ? mono_now_ns() + g_schedtrace_ms * 1'000'000 : INT64_MAX;
   std::int64_t next_cycle_check = 0;
   bool cycle_check_pending = false;
+  const bool leaks = detail::leak_checks.load(std::memory_order_relaxed);
+  std::int64_t next_leak_check = leaks ? mono_now_ns() + kLeakCheckPeriod : INT64_MAX;
   for (;;) {
     std::uint32_t r = g_req.exchange(0, std::memory_order_acq_rel);
     if ((r & kSigquit) != 0) die_with_dump("SIGQUIT: quit");
@@ -190,7 +215,12 @@ void monitor_main() {
       schedtrace_line();
       next_trace += g_schedtrace_ms * 1'000'000;
     }
-    std::int64_t wake = cycle_check_pending ? std::min(next_trace, next_cycle_check) : next_trace;
+    if (now >= next_leak_check) {
+      if (channel_wait_over(now - kLeakCheckPeriod)) report_blocked_forever();
+      next_leak_check = mono_now_ns() + kLeakCheckPeriod;
+    }
+    std::int64_t wake = std::min(next_trace, next_leak_check);
+    if (cycle_check_pending) wake = std::min(wake, next_cycle_check);
     if (r == 0 || cycle_check_pending) futex_wait(&g_req, 0, wake == INT64_MAX ? -1 : wake);
   }
 }
@@ -202,17 +232,22 @@ void monitor_poke(std::uint32_t what) {
   futex_wake(&g_req, 1);
 }
 
-void runtime_thread_add() {
+void runtime_thread_add(const void* entry_frame) {
   pid_t tid = gettid();
   std::lock_guard<std::mutex> lk(g_threads_mu);
-  runtime_tids().push_back(tid);
+  runtime_tids().push_back({tid, reinterpret_cast<std::uintptr_t>(entry_frame)});
+}
+
+std::vector<RuntimeThread> runtime_threads() {
+  std::lock_guard<std::mutex> lk(g_threads_mu);
+  return runtime_tids();
 }
 
 void runtime_thread_remove() {
   pid_t tid = gettid();
   std::lock_guard<std::mutex> lk(g_threads_mu);
-  std::vector<pid_t>& v = runtime_tids();
-  auto it = std::find(v.begin(), v.end(), tid);
+  std::vector<RuntimeThread>& v = runtime_tids();
+  auto it = std::find_if(v.begin(), v.end(), [&](const RuntimeThread& t) { return t.tid == tid; });
   if (it != v.end()) {
     *it = v.back();
     v.pop_back();

@@ -4,7 +4,10 @@
 // do, so an idle program stays at zero CPU.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <vector>
 
 namespace goro::rt::diag {
 
@@ -18,11 +21,19 @@ void monitor_start();
 // futex wake), callable with any lock held.
 void monitor_poke(std::uint32_t what);
 
-// Threads the runtime made register themselves (workers register through
-// their P): the deadlock check counts every other thread of the process as
-// able to act, unless it is parked in a goro primitive.
-void runtime_thread_add();
+// Threads the runtime made register themselves: the deadlock check and the
+// leak proof count every other thread of the process as able to act, unless
+// it is parked in a goro primitive. `entry_frame` is the frame address of
+// the thread's first runtime function: below it the thread's stack holds
+// only the runtime's own frames (never a live user object), above it the
+// thread start's frames and its thread-local storage.
+void runtime_thread_add(const void* entry_frame);
 void runtime_thread_remove();
+struct RuntimeThread {
+  pid_t tid;
+  std::uintptr_t entry_frame;
+};
+std::vector<RuntimeThread> runtime_threads();
 // A GORO_DEBUG option ("schedtrace", "migrate", ...): its number, 0 when
 // absent. GORO_DEBUG is read once, at the first call.
 long debug_option(const char* key);

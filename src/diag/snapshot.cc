@@ -127,6 +127,14 @@ void populate(void* p, std::size_t n) {
   if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_WRITE);  // best effort
 }
 
+Snapshot::~Snapshot() {
+  for (GSnap& g : gs) {
+    g.self = g.wait_obj = g.lock_owner = nullptr;
+    g.sp = 0;
+  }
+  asm volatile("" ::: "memory");  // the stores are not dead: the scan reads freed blocks
+}
+
 CopyBuffer::~CopyBuffer() {
   if (p_ != nullptr) munmap(p_, cap_);
 }

@@ -860,6 +860,7 @@ void worker_main(P* p) {
   arch::san_release(&san_thread_start);
   tls_p = p;
   p->tid.store(gettid(), std::memory_order_release);
+  diag::runtime_thread_add(__builtin_frame_address(0));
   install_altstack();
   p->g0_san.tsan = arch::san_current_fiber();
   if constexpr (arch::kAsan) {
@@ -1090,18 +1091,37 @@ void ensure_started() {
   std::call_once(once, start_runtime);
 }
 
+void* stack_mark() {
+  void* p = __builtin_frame_address(0);
+  asm volatile("" : "+r"(p));
+  return p;
+}
+
+namespace {
+// A plain thread parks on its wake word. Every callee-saved register is
+// spilled into this frame first and `sp` marks the stack below it, so that
+// while the thread is parked, everything its code can still use lies in
+// memory at or above `sp` (the leak proof scans it; src/diag/reach.cc).
+__attribute__((noinline)) void park_thread(void (*unlock)(void*), void* arg) {
+  __builtin_unwind_init();
+  G& t = thread_g();
+  t.sp = stack_mark();
+  if (unlock != nullptr) unlock(arg);
+  plain_park_begin(&t);
+  // The wake word stays 1 until the thread is off the parked list, so the
+  // deadlock check never counts a woken thread as parked.
+  while (t.thread_wake.load(std::memory_order_acquire) == 0) futex_wait(&t.thread_wake, 0);
+  plain_park_end(&t);
+  t.thread_wake.store(0, std::memory_order_relaxed);  // consumed (one ready per park)
+  asm volatile("" ::: "memory");  // keep the spill slots alive until here
+}
+}  // namespace
+
 void park(const char* reason, void (*unlock)(void*), void* arg) {
   P* p = current_p();
   G* g = p != nullptr ? p->curg : nullptr;
   if (g == nullptr) {
-    G& t = thread_g();
-    if (unlock != nullptr) unlock(arg);
-    plain_park_begin(&t);
-    // The wake word stays 1 until the thread is off the parked list, so the
-    // deadlock check never counts a woken thread as parked.
-    while (t.thread_wake.load(std::memory_order_acquire) == 0) futex_wait(&t.thread_wake, 0);
-    plain_park_end(&t);
-    t.thread_wake.store(0, std::memory_order_relaxed);  // consumed (one ready per park)
+    park_thread(unlock, arg);
     return;
   }
   g->wait_reason = reason;
@@ -1269,6 +1289,15 @@ bool sched_quiescent(std::uint64_t& epoch, std::vector<pid_t>* tids) {
     }
   }
   return true;
+}
+
+void plain_parked_threads(std::vector<PlainParked>& out) {
+  Sched& s = sched();
+  std::lock_guard<std::mutex> lk(s.plain_mu);
+  for (auto& e : s.plain_parked) {
+    if (e.first->thread_wake.load(std::memory_order_acquire) == 0)
+      out.push_back({e.second, reinterpret_cast<std::uintptr_t>(e.first->sp)});
+  }
 }
 
 void for_each_g(void (*fn)(G*, void*), void* arg) {

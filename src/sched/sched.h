@@ -129,6 +129,9 @@ G* current_waiter();     // current_g(), or this plain thread's pseudo-G
 void ensure_started();
 
 void park(const char* reason, void (*unlock)(void*), void* arg);
+// The frame address of a function the caller calls: below every slot of the
+// caller's frame, its spilled callee-saved registers included.
+__attribute__((noinline)) void* stack_mark();
 // next: run g as soon as the current goroutine blocks (runnext), for a G the
 // current one hands work to; otherwise g goes to the back of the run queue
 // (timers use that, so that expired sleepers run in deadline order).
@@ -167,6 +170,14 @@ struct SchedCounts {
   std::uint64_t spawned = 0;
 };
 SchedCounts sched_counts();
+
+// The plain threads parked in a goro primitive now (wake word still 0), with
+// the stack mark below their spilled registers (see park_thread).
+struct PlainParked {
+  pid_t tid;
+  std::uintptr_t sp;
+};
+void plain_parked_threads(std::vector<PlainParked>& out);
 
 // The scheduler's half of the deadlock check (see sched.cc).
 bool sched_quiescent(std::uint64_t& epoch, std::vector<pid_t>* tids);

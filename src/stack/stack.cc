@@ -287,6 +287,10 @@ bool stack_guard_hit(const void* addr, const Stack* s) {
   return s->guarded && a < lo && a >= lo - page_size();
 }
 
+void stack_slabs(void (*fn)(const void* base, std::size_t len, void* arg), void* arg) {
+  for (SlabInfo* i = global().slab_list.load(std::memory_order_acquire); i != nullptr; i = i->next) fn(i->base, i->len, arg);
+}
+
 StackStats stack_stats(bool resident) {
   Global& g = global();
   StackStats st;

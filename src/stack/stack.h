@@ -75,6 +75,8 @@ struct StackStats {
   std::size_t resident_bytes = 0;  // of which in RAM now (mincore; only when asked)
 };
 StackStats stack_stats(bool resident = false);
+// Calls fn on every slab ever mapped (all stacks live inside them).
+void stack_slabs(void (*fn)(const void* base, std::size_t len, void* arg), void* arg);
 
 // Finds the stack whose guard page holds `addr` (for the SIGSEGV handler;
 // async-signal-safe: reads only immutable slab metadata).

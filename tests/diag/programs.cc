@@ -16,6 +16,9 @@
 // schedtrace: schedtrace (GORO_DEBUG=schedtrace=20: SCHED lines).
 // lock_cycle: an ABBA pair of goroutines (GORO_DEBUG=leaks=1 reports it);
 // cross_unlock: a Mutex unlocked by another goroutine (a panic under leaks=1).
+// chan_leak: two senders left behind by a receiver that returned early, and
+//   one goroutine blocked on a channel main still holds (GORO_DEBUG=leaks=1
+//   reports the two, not the third).
 // migrate: how many of 400 parks resumed on another OS thread (run with
 //   GORO_DEBUG=migrate=1).
 #include <goro/goro.h>
@@ -34,6 +37,14 @@
 using namespace std::chrono_literals;
 
 namespace {
+
+// Go's classic leak: the first result is taken, the other senders wait
+// forever on a channel nobody else holds.
+__attribute__((noinline)) int first_result_only(int workers) {
+  goro::Chan<int> results(0);
+  for (int i = 0; i < workers; ++i) goro::go([results, i] { results.send(i); });
+  return *results.recv();
+}
 
 __attribute__((noinline)) void wait_for_reply(goro::Chan<int> c) {
   c.recv();
@@ -231,6 +242,18 @@ int main(int argc, char** argv) {
       held.recv();  // both hold their first mutex
       go_on.close();
       goro::sleep_for(300ms);  // the monitor reports meanwhile; then exit 0
+      std::puts("main done");
+    });
+  }
+  if (mode == "chan_leak") {
+    return goro::run([] {
+      first_result_only(3);
+      goro::Chan<int> kept(0);
+      goro::WaitGroup wg;
+      wg.go([kept] { kept.recv(); });
+      goro::sleep_for(2500ms);  // the monitor checks once a second
+      kept.send(1);             // the third was never blocked forever
+      wg.wait();
       std::puts("main done");
     });
   }
