@@ -204,7 +204,9 @@ TEST(BlockedForever, SelectIsReportedOnlyWhenEveryChannelIsUnreachable) {
   ASSERT_TRUE(parked(kept, "select"));
   std::vector<std::uint64_t> ids = stuck_ids();
   EXPECT_FALSE(listed(ids, kept.load()));
-  if (kProofs) EXPECT_TRUE(listed(ids, lost.load()));
+  if (kProofs) {
+    EXPECT_TRUE(listed(ids, lost.load()));
+  }
   held.send(1);  // it was not blocked forever
   bool gone = false;
   for (int i = 0; i < 20000 && !gone; ++i) {
@@ -364,12 +366,12 @@ TEST(BlockedForever, SelectWithATimerIsNotReported) {
 // over. Nothing is ever listed, and every value sent is received once.
 TEST(BlockedForever, NoReportWhileEverythingProgresses) {
   const int pairs = 16;
-  const long per_pair = long(scaled(3000));
+  constexpr long per_pair = long(scaled(3000));
   std::atomic<long> received{0}, sum{0};
   WaitGroup wg;
   for (int p = 0; p < pairs; ++p) {
     Chan<long> c(p % 2 == 0 ? 0 : 4);
-    wg.go([c, per_pair, p] {
+    wg.go([c, p] {
       for (long i = 1; i <= per_pair; ++i) {
         if (i % 500 == 0 && p % 4 == 1) sleep_for(1ms);
         c.send(i);
