@@ -109,20 +109,7 @@ bool deadlocked() {
     std::lock_guard<std::mutex> lk(g_threads_mu);
     for (const RuntimeThread& t : runtime_tids()) known.push_back(t.tid);
   }
-  std::sort(known.begin(), known.end());
-  DIR* d = opendir("/proc/self/task");
-  if (d == nullptr) return false;
-  bool all_known = true;
-  while (dirent* ent = readdir(d)) {
-    if (ent->d_name[0] == '.') continue;
-    pid_t tid = static_cast<pid_t>(std::atol(ent->d_name));
-    if (!std::binary_search(known.begin(), known.end(), tid)) {
-      all_known = false;  // a thread goro knows nothing of could still act
-      break;
-    }
-  }
-  closedir(d);
-  if (!all_known) return false;
+  if (!only_threads(known)) return false;
   return sched_quiescent(e2, nullptr) && e1 == e2;
 }
 
@@ -230,6 +217,22 @@ void monitor_main() {
 void monitor_poke(std::uint32_t what) {
   g_req.fetch_or(what, std::memory_order_acq_rel);
   futex_wake(&g_req, 1);
+}
+
+bool only_threads(std::vector<pid_t> known) {
+  std::sort(known.begin(), known.end());
+  DIR* d = opendir("/proc/self/task");
+  if (d == nullptr) return false;
+  bool all_known = true;
+  while (dirent* ent = readdir(d)) {
+    if (ent->d_name[0] == '.') continue;
+    if (!std::binary_search(known.begin(), known.end(), static_cast<pid_t>(std::atol(ent->d_name)))) {
+      all_known = false;  // a thread goro knows nothing of could still act
+      break;
+    }
+  }
+  closedir(d);
+  return all_known;
 }
 
 void runtime_thread_add(const void* entry_frame) {

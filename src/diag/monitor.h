@@ -34,6 +34,8 @@ struct RuntimeThread {
   std::uintptr_t entry_frame;
 };
 std::vector<RuntimeThread> runtime_threads();
+// Whether every thread of the process (/proc/self/task) is in `known`.
+bool only_threads(std::vector<pid_t> known);
 // A GORO_DEBUG option ("schedtrace", "migrate", ...): its number, 0 when
 // absent. GORO_DEBUG is read once, at the first call.
 long debug_option(const char* key);

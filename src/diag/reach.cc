@@ -313,22 +313,10 @@ bool threads_known(Proof& pr, Vec<Span>& maps, pid_t self) {
   std::vector<RuntimeThread> rts = runtime_threads();
   std::vector<PlainParked> plain;
   plain_parked_threads(plain);
-  DIR* d = opendir("/proc/self/task");
-  if (d == nullptr) return false;
-  bool all_known = true;
-  while (dirent* ent = readdir(d)) {
-    if (ent->d_name[0] == '.') continue;
-    auto tid = static_cast<pid_t>(std::atol(ent->d_name));
-    if (tid == self) continue;
-    bool known = std::any_of(rts.begin(), rts.end(), [&](const RuntimeThread& t) { return t.tid == tid; }) ||
-                 std::any_of(plain.begin(), plain.end(), [&](const PlainParked& t) { return t.tid == tid; });
-    if (!known) {
-      all_known = false;
-      break;
-    }
-  }
-  closedir(d);
-  if (!all_known) return false;
+  std::vector<pid_t> known{self};
+  for (const RuntimeThread& t : rts) known.push_back(t.tid);
+  for (const PlainParked& t : plain) known.push_back(t.tid);
+  if (!only_threads(known)) return false;
   auto below = [&](std::uintptr_t mark) {
     if (const Span* m = mapping_of(maps, mark)) pr.overflow |= !pr.skip.push({m->lo, mark});
   };
