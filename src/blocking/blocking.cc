@@ -62,7 +62,7 @@ void pool_thread() {
       --p.idle;
       if (!woke) {
         --p.threads;
-        rt::diag::runtime_thread_remove();
+        rt::diag::runtime_thread_exiting();
         return;
       }
     }
@@ -101,7 +101,7 @@ void submit(void* a) {
     ++p.threads;
     lk.unlock();
     try {
-      std::thread(pool_thread).detach();
+      rt::diag::start_runtime_thread(pool_thread);
     } catch (const std::system_error&) {
       // Out of threads: the job stays queued for the threads there are.
       lk.lock();

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -43,6 +44,29 @@ std::mutex g_threads_mu;
 std::vector<RuntimeThread>& runtime_tids() {
   static auto* v = new std::vector<RuntimeThread>;  // never destroyed (threads outlive statics)
   return *v;
+}
+// Runtime threads created (or about to be) that have not yet registered;
+// decremented under g_threads_mu by runtime_thread_add.
+std::atomic<int> g_threads_starting{0};
+
+// Drops the entries of runtime threads that have ended. An ending thread
+// stays listed (as exiting) until it is gone from /proc/self/task: between
+// leaving its loop and its end it runs only runtime code, so it is known.
+// Linux hands out thread ids in a cycle, so an ended thread's id comes back
+// only after the id space wraps, long after this prune. Caller holds
+// g_threads_mu.
+void prune_exited_locked() {
+  std::vector<RuntimeThread>& v = runtime_tids();
+  for (std::size_t i = 0; i < v.size();) {
+    char path[48];
+    std::snprintf(path, sizeof path, "/proc/self/task/%d", static_cast<int>(v[i].tid));
+    if (v[i].exiting && ::access(path, F_OK) != 0 && errno == ENOENT) {
+      v[i] = v.back();
+      v.pop_back();
+    } else {
+      ++i;
+    }
+  }
 }
 
 std::int64_t g_schedtrace_ms = 0;
@@ -107,6 +131,7 @@ bool deadlocked() {
   if (goro::num_goroutines() == 0 && parked_plain == 0) return false;  // nothing is blocked
   {
     std::lock_guard<std::mutex> lk(g_threads_mu);
+    prune_exited_locked();
     for (const RuntimeThread& t : runtime_tids()) known.push_back(t.tid);
   }
   if (!only_threads(known)) return false;
@@ -235,26 +260,45 @@ bool only_threads(std::vector<pid_t> known) {
   return all_known;
 }
 
+void start_runtime_thread(std::function<void()> fn) {
+  g_threads_starting.fetch_add(1, std::memory_order_relaxed);
+  try {
+    std::thread(std::move(fn)).detach();
+  } catch (...) {
+    g_threads_starting.fetch_sub(1, std::memory_order_relaxed);
+    throw;
+  }
+}
+
 void runtime_thread_add(const void* entry_frame) {
   pid_t tid = gettid();
   std::lock_guard<std::mutex> lk(g_threads_mu);
-  runtime_tids().push_back({tid, reinterpret_cast<std::uintptr_t>(entry_frame)});
+  runtime_tids().push_back({tid, reinterpret_cast<std::uintptr_t>(entry_frame), false});
+  g_threads_starting.fetch_sub(1, std::memory_order_relaxed);
 }
 
 std::vector<RuntimeThread> runtime_threads() {
   std::lock_guard<std::mutex> lk(g_threads_mu);
+  prune_exited_locked();
   return runtime_tids();
 }
 
-void runtime_thread_remove() {
+void runtime_thread_exiting() {
   pid_t tid = gettid();
   std::lock_guard<std::mutex> lk(g_threads_mu);
-  std::vector<RuntimeThread>& v = runtime_tids();
-  auto it = std::find_if(v.begin(), v.end(), [&](const RuntimeThread& t) { return t.tid == tid; });
-  if (it != v.end()) {
-    *it = v.back();
-    v.pop_back();
+  for (RuntimeThread& t : runtime_tids()) {
+    if (t.tid == tid) t.exiting = true;
   }
+}
+
+bool runtime_threads_settling() {
+  std::lock_guard<std::mutex> lk(g_threads_mu);
+  if (g_threads_starting.load(std::memory_order_relaxed) > 0) return true;
+  prune_exited_locked();
+  for (const RuntimeThread& t : runtime_tids()) {
+    if (t.exiting) return true;
+  }
+  return false;
 }
 
 long debug_option(const char* key) {
@@ -272,7 +316,7 @@ void monitor_start() {
   g_start_ns = mono_now_ns();
   g_schedtrace_ms = debug_option("schedtrace");
   detail::leak_checks.store(debug_option("leaks") > 0, std::memory_order_relaxed);
-  std::thread(monitor_main).detach();
+  start_runtime_thread(monitor_main);
   install_sigquit();
 }
 

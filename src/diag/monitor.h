@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace goro::rt::diag {
@@ -23,17 +24,27 @@ void monitor_poke(std::uint32_t what);
 
 // Threads the runtime made register themselves: the deadlock check and the
 // leak proof count every other thread of the process as able to act, unless
-// it is parked in a goro primitive. `entry_frame` is the frame address of
-// the thread's first runtime function: below it the thread's stack holds
-// only the runtime's own frames (never a live user object), above it the
-// thread start's frames and its thread-local storage.
+// it is parked in a goro primitive. Every runtime thread is started by
+// start_runtime_thread (counted as starting until it registers) and calls
+// runtime_thread_add first; `entry_frame` is the frame address of the
+// thread's first runtime function: below it the thread's stack holds only
+// the runtime's own frames (never a live user object), above it the thread
+// start's frames and its thread-local storage. A thread that leaves its
+// loop for good calls runtime_thread_exiting and then runs only runtime
+// code; it stays listed until it is gone from /proc/self/task.
+void start_runtime_thread(std::function<void()> fn);
 void runtime_thread_add(const void* entry_frame);
-void runtime_thread_remove();
+void runtime_thread_exiting();
 struct RuntimeThread {
   pid_t tid;
   std::uintptr_t entry_frame;
+  bool exiting;
 };
 std::vector<RuntimeThread> runtime_threads();
+// Whether a runtime thread is starting (not yet registered) or ending (not
+// yet gone): a check that found a thread it does not know may pass if it
+// tries again once these have settled.
+bool runtime_threads_settling();
 // Whether every thread of the process (/proc/self/task) is in `known`.
 bool only_threads(std::vector<pid_t> known);
 // A GORO_DEBUG option ("schedtrace", "migrate", ...): its number, 0 when

@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -155,6 +157,8 @@ bool no_proof(const char* why) {
   g_no_proof = why;
   return false;
 }
+
+constexpr const char* kUnknownThread = "a thread goro does not know is running";
 
 bool reason_is(const char* r, const char* s) { return r != nullptr && std::strcmp(r, s) == 0; }
 
@@ -355,7 +359,7 @@ __attribute__((noinline)) bool prove(Proof& pr, std::vector<std::uint64_t>& out)
 
   Vec<Span> maps, writable;
   if (!read_maps(a, maps, writable)) return no_proof("cannot read /proc/self/maps");
-  if (!threads_known(pr, maps, gettid())) return no_proof("a thread goro does not know is running");
+  if (!threads_known(pr, maps, gettid())) return no_proof(kUnknownThread);
   if (blocking_inflight() != 0) return no_proof("a goroutine.blocking call is in flight");  // a pool thread may run user code
 
   for_each_g(&collect, &pr);
@@ -518,7 +522,14 @@ bool blocked_forever_ids(std::vector<std::uint64_t>& out) {
   // allocations the scan cannot tell from the program's own: no proof.
   if constexpr (arch::kAsan || arch::kTsan) return false;
   arch::SanRuntimeScope san;
-  if (!blocked_forever_ids_impl(out)) return false;
+  // A runtime thread that is starting or ending is one the proof cannot
+  // name yet; it settles in microseconds (milliseconds on a loaded
+  // machine), so try again while one does, for up to about a second.
+  for (int attempt = 0;; ++attempt) {
+    if (blocked_forever_ids_impl(out)) break;
+    if (attempt == 200 || !reason_is(g_no_proof, kUnknownThread) || !runtime_threads_settling()) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(attempt < 10 ? 100 : 5000));
+  }
   std::sort(out.begin(), out.end());
   return true;
 }

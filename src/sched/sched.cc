@@ -902,7 +902,7 @@ void grow_procs_locked(Sched& s, int n) {
     p->active.store(true, std::memory_order_release);
     if (!p->started) {
       p->started = true;
-      std::thread(worker_main, p).detach();
+      diag::start_runtime_thread([p] { worker_main(p); });
     } else {
       wake_p(p);
     }

@@ -216,6 +216,31 @@ TEST(BlockedForever, SelectIsReportedOnlyWhenEveryChannelIsUnreachable) {
   EXPECT_TRUE(gone);
 }
 
+// A runtime thread that is starting (here: a worker for a P just added) or
+// ending is one the proof cannot yet name; the proof waits for it to settle
+// instead of giving up, so a leak is found even right after set_max_procs.
+// (CI once missed a leak this way: the monitor thread had not yet run.)
+TEST(BlockedForever, RuntimeThreadsStartingDoNotHideALeak) {
+  std::atomic<std::uint64_t> lost{0};
+  in_goroutine([&] {
+    Chan<int> c(0);
+    go([c, &lost] {
+      lost.store(goroutine_id());
+      c.recv();
+    });
+  });
+  ASSERT_TRUE(parked(lost, "chan receive"));
+  const int before = max_procs();
+  for (int n = before + 1; n <= before + 6; ++n) {
+    set_max_procs(n);  // starts a worker thread, which registers when it first runs
+    std::vector<std::uint64_t> ids = stuck_ids();
+    if (kProofs) {
+      EXPECT_TRUE(listed(ids, lost.load())) << "procs " << n;
+    }
+  }
+  set_max_procs(before);
+}
+
 // ---- never false: each goroutine below is blocked now, but something can
 // still reach its channel; it must not be listed, and it is then woken.
 
