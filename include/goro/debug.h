@@ -58,6 +58,7 @@ struct RuntimeStats {
   std::size_t io_waiters = 0;   // goroutines and threads parked in the netpoller
   std::size_t blocking_threads = 0;  // goro::blocking pool threads
   std::size_t blocking_running = 0;  // of which running a job
+  std::uint64_t handoffs = 0;   // times a stuck worker's queued work moved to another thread (in all)
 };
 
 // Every goroutine in Go's traceback text: one block per goroutine, the

@@ -387,6 +387,7 @@ RuntimeStats runtime_stats() {
   r.io_waiters = static_cast<std::size_t>(rt::netpoll_waiters());
   r.blocking_threads = static_cast<std::size_t>(rt::blocking_threads());
   r.blocking_running = static_cast<std::size_t>(sc.blocking_running);
+  r.handoffs = sc.handoffs;
   r.threads = static_cast<std::size_t>(sc.started) + r.blocking_threads + static_cast<std::size_t>(rt::diag::monitor_threads());
   return r;
 }

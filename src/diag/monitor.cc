@@ -8,12 +8,14 @@
 #include "diag/monitor.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -204,9 +206,31 @@ bool channel_wait_over(std::int64_t since) {
   return a.found;
 }
 
+// GORO_DEBUG=stalls=<ms>: one line per stall, then the spawn site in the
+// dump's form. (The stack of a goroutine running on another thread cannot be
+// read safely while it runs; the dump shows it as running too.)
+void report_stall(const Stall& st) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "goro: goroutine %" PRIu64 " ran %" PRId64 " ms without a scheduling point\ncreated by %s\n\t%s:%u\n",
+                st.g->id, st.ran_ns / 1'000'000, st.g->where.function_name(), st.g->where.file_name(),
+                static_cast<unsigned>(st.g->where.line()));
+  write_stderr(buf);
+}
+
+// The monitor's scheduling duties run every `delay`: 20 us while anything
+// changes, doubling after 50 quiet rounds up to 10 ms; with every P idle
+// or dormant it sleeps until a P wakes it (ARCHITECTURE "Hand-off").
+constexpr std::int64_t kSysmonMinDelay = 20'000;
+constexpr std::int64_t kSysmonMaxDelay = 10'000'000;
+
 void monitor_main() {
   arch::SanRuntimeScope san;
   runtime_thread_add(__builtin_frame_address(0));
+  const std::int64_t stall_ns = debug_option("stalls") * 1'000'000;
+  std::int64_t sysmon_delay = kSysmonMinDelay;
+  int sysmon_quiet = 0;
+  std::int64_t next_sysmon = 0;
+  std::vector<Stall> stalls;
   std::int64_t next_trace = g_schedtrace_ms > 0 ? mono_now_ns() + g_schedtrace_ms * 1'000'000 : INT64_MAX;
   std::int64_t next_cycle_check = 0;
   bool cycle_check_pending = false;
@@ -218,6 +242,25 @@ void monitor_main() {
     if ((r & kCheckDeadlock) != 0 && deadlocked()) die_with_dump("fatal error: all goroutines are asleep - deadlock!");
     cycle_check_pending = cycle_check_pending || (r & kCheckLockCycles) != 0;
     std::int64_t now = mono_now_ns();
+    if ((r & kSysmon) != 0) {
+      sysmon_awake();
+      next_sysmon = now;
+      sysmon_delay = kSysmonMinDelay;
+      sysmon_quiet = 0;
+    }
+    if (now >= next_sysmon) {
+      stalls.clear();
+      int handed = 0;
+      const bool busy = sysmon_round(now, stall_ns, stalls, handed);
+      for (const Stall& st : stalls) report_stall(st);
+      if (handed > 0) {
+        sysmon_delay = kSysmonMinDelay;
+        sysmon_quiet = 0;
+      } else if (++sysmon_quiet > 50) {
+        sysmon_delay = std::min(2 * sysmon_delay, kSysmonMaxDelay);
+      }
+      next_sysmon = !busy && sysmon_may_sleep() ? INT64_MAX : mono_now_ns() + sysmon_delay;
+    }
     if (cycle_check_pending && now >= next_cycle_check) {
       cycle_check_pending = false;
       check_lock_cycles();
@@ -231,7 +274,7 @@ void monitor_main() {
       if (channel_wait_over(now - kLeakCheckPeriod)) report_blocked_forever();
       next_leak_check = mono_now_ns() + kLeakCheckPeriod;
     }
-    std::int64_t wake = std::min(next_trace, next_leak_check);
+    std::int64_t wake = std::min({next_trace, next_leak_check, next_sysmon});
     if (cycle_check_pending) wake = std::min(wake, next_cycle_check);
     if (r == 0 || cycle_check_pending) futex_wait(&g_req, 0, wake == INT64_MAX ? -1 : wake);
   }
@@ -242,6 +285,23 @@ void monitor_main() {
 void monitor_poke(std::uint32_t what) {
   g_req.fetch_or(what, std::memory_order_acq_rel);
   futex_wake(&g_req, 1);
+}
+
+bool thread_cpu_times(pid_t tid, std::int64_t& run_ns, std::int64_t& wait_ns) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", static_cast<int>(tid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[128];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  long long run = 0, wait = 0;
+  if (std::sscanf(buf, "%lld %lld", &run, &wait) != 2) return false;
+  run_ns = run;
+  wait_ns = wait;
+  return true;
 }
 
 bool only_threads(std::vector<pid_t> known) {

@@ -15,6 +15,7 @@ namespace goro::rt::diag {
 inline constexpr std::uint32_t kCheckDeadlock = 1;  // the last P went idle, or a plain thread parked
 inline constexpr std::uint32_t kSigquit = 2;
 inline constexpr std::uint32_t kCheckLockCycles = 4;  // a goroutine parked on a Mutex (GORO_DEBUG=leaks=1)
+inline constexpr std::uint32_t kSysmon = 8;  // a P left the idle list while the monitor slept
 
 // Starts the thread (and installs the SIGQUIT handler); once, at runtime start.
 void monitor_start();
@@ -45,6 +46,9 @@ std::vector<RuntimeThread> runtime_threads();
 // yet gone): a check that found a thread it does not know may pass if it
 // tries again once these have settled.
 bool runtime_threads_settling();
+// A thread's time on a CPU and waiting for one, in ns, since it started
+// (/proc/self/task/<tid>/schedstat); false if the kernel does not say.
+bool thread_cpu_times(pid_t tid, std::int64_t& run_ns, std::int64_t& wait_ns);
 // Whether every thread of the process (/proc/self/task) is in `known`.
 bool only_threads(std::vector<pid_t> known);
 // A GORO_DEBUG option ("schedtrace", "migrate", ...): its number, 0 when

@@ -2,6 +2,7 @@
 #include <goro/detail/raw_mutex.h>
 
 #include "sched/futex.h"
+#include "sched/sched.h"
 
 namespace goro::detail {
 
@@ -16,7 +17,10 @@ void RawMutex::lock_slow() {
       return;
   }
   // Mark contended (2) so that the holder's unlock wakes us.
+  if (state_.exchange(2, std::memory_order_acquire) == 0) return;
+  rt::lock_wait_begin();  // the monitor must not take this for a stuck worker
   while (state_.exchange(2, std::memory_order_acquire) != 0) rt::futex_wait(&state_, 2);
+  rt::lock_wait_end();
 }
 
 void RawMutex::wake_one() { rt::futex_wake(&state_, 1); }

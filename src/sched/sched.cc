@@ -56,6 +56,12 @@ namespace goro::rt {
 namespace {
 
 constexpr int kMaxProcs = 256;
+constexpr int kMaxSlots = kMaxProcsDiag;  // P slots: kMaxProcs active + kMaxHandedOff handed off
+constexpr int kMaxHandedOff = 128;
+static_assert(kMaxSlots == kMaxProcs + kMaxHandedOff);
+// A P whose tick has not moved for this long while it is busy is stuck (see
+// ARCHITECTURE "Hand-off" for the choice).
+constexpr std::int64_t kStuckNs = 3'000'000;
 constexpr std::uint32_t kGlobalCheckInterval = 61;
 constexpr std::uint32_t kRunnextStreakMax = 128;
 constexpr std::uint32_t kGFreeMax = 64;
@@ -72,7 +78,13 @@ struct Sched {
   std::atomic<int> nspinning{0};
   std::atomic<int> nprocs{0};
   std::atomic<int> nstarted{0};         // Ps created so far (prefix of ps[])
-  P* ps[kMaxProcs] = {};
+  std::atomic<int> ndormant{0};         // Ps whose thread sleeps in deactivate
+  P* ps[kMaxSlots] = {};
+  // The monitor sleeps with no timeout (every P idle or dormant); a P that
+  // leaves the idle list or dormancy pokes it. seq_cst, against nidle and
+  // ndormant (see sysmon_may_sleep).
+  std::atomic<bool> sysmon_asleep{false};
+  std::atomic<std::uint64_t> handoffs{0};  // hand-offs made (runtime_stats)
   G* allgs = nullptr;
   std::atomic<std::uint64_t> next_id{1};
   std::atomic<std::int64_t> thread_spawned{0};  // spawns from plain threads (exits count on a P)
@@ -236,7 +248,7 @@ P* idle_pop_locked(Sched& s, bool spinning) {
     if (i > 0 && s.idle[i]->polling.load(std::memory_order_relaxed)) --i;
     P* q = s.idle[i];
     s.idle.erase(s.idle.begin() + static_cast<std::ptrdiff_t>(i));
-    q->in_idle = false;
+    q->in_idle.store(false, std::memory_order_relaxed);
     s.nidle.fetch_sub(1, std::memory_order_seq_cst);
     s.idle_epoch.fetch_add(1, std::memory_order_seq_cst);
     if (q->active.load(std::memory_order_acquire)) {
@@ -446,7 +458,8 @@ void poll_if_starving(P* p) {
 // its receiver is parking on), so then a due timer makes this return null:
 // the switch goes to g0, which runs the timers with nothing held.
 G* runnable_pick(P* p, bool may_fire_timers) {
-  ++p->schedtick;
+  const std::uint32_t tick = p->schedtick.load(std::memory_order_relaxed) + 1;
+  p->schedtick.store(tick, std::memory_order_relaxed);
   if (p->next_when.load(std::memory_order_relaxed) != INT64_MAX) {
     std::int64_t now = mono_now_ns();
     if (p->next_when.load(std::memory_order_relaxed) <= now) {
@@ -454,7 +467,7 @@ G* runnable_pick(P* p, bool may_fire_timers) {
       run_timers(p, now);
     }
   }
-  if (p->schedtick % kGlobalCheckInterval == 0) {
+  if (tick % kGlobalCheckInterval == 0) {
     poll_if_starving(p);
     if (G* g = global_get(p, 1)) return g;
   }
@@ -743,7 +756,27 @@ void stop_wait(P* p) {
   s.nstopped.fetch_sub(1, std::memory_order_acq_rel);
 }
 
-// A deactivated P hands its work away and sleeps until reactivated.
+// An active P other than `not_this` (the first found; null if none is, as
+// while the world is stopped): where work and timers of an inactive P go.
+P* some_active_p(P* not_this) {
+  Sched& s = sched();
+  const int n = s.nstarted.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) {
+    P* q = s.ps[i];
+    if (q != not_this && q->active.load(std::memory_order_acquire)) return q;
+  }
+  return nullptr;
+}
+
+// The monitor sleeps while every P is idle or dormant; a P leaving either
+// state wakes it (after its seq_cst decrement of nidle or ndormant: the
+// Dekker pair of sysmon_may_sleep).
+void sysmon_wake_if_asleep() {
+  if (sched().sysmon_asleep.load(std::memory_order_seq_cst)) diag::monitor_poke(diag::kSysmon);
+}
+
+// A deactivated P (set_max_procs, or handed off by the monitor) hands its
+// work away and sleeps, dormant, until reactivated.
 void deactivate(P* p) {
   Sched& s = sched();
   if (s.exiting.load(std::memory_order_acquire)) freeze(p);
@@ -754,8 +787,12 @@ void deactivate(P* p) {
   reset_spinning(p);
   if (G* g = p->runnext.exchange(nullptr)) global_put(g);
   while (G* g = p->runq.pop()) global_put(g);
-  migrate_timers(p, s.ps[0]);
+  // An active P takes the timers (while the world stops none is: they stay,
+  // and idle Ps and the monitor still fire any P's due timers).
+  if (P* to = some_active_p(p)) migrate_timers(p, to);
   wakep();
+  p->dormant.store(true, std::memory_order_relaxed);
+  s.ndormant.fetch_add(1, std::memory_order_seq_cst);
   while (!p->active.load(std::memory_order_acquire)) {
     std::uint32_t seq = p->wake_seq.load(std::memory_order_acquire);
     if (p->active.load(std::memory_order_acquire)) break;
@@ -766,6 +803,9 @@ void deactivate(P* p) {
     }
     futex_wait(&p->wake_seq, seq);
   }
+  p->dormant.store(false, std::memory_order_relaxed);
+  s.ndormant.fetch_sub(1, std::memory_order_seq_cst);
+  sysmon_wake_if_asleep();
 }
 
 // Parks p's thread until woken or until the earliest timer. On return p is
@@ -781,15 +821,16 @@ void idle_sleep(P* p) {
   std::uint32_t seq = p->wake_seq.load(std::memory_order_acquire);
   s.lock.lock();
   s.idle.push_back(p);
-  p->in_idle = true;
+  p->in_idle.store(true, std::memory_order_relaxed);
   const int idle_now = s.nidle.fetch_add(1, std::memory_order_seq_cst) + 1;  // pairs with wakep's RMW
+  const int dormant_now = s.ndormant.load(std::memory_order_relaxed);
   s.lock.unlock();
   std::int64_t deadline = earliest_timer();
   // The last P to go idle asks the monitor whether the program is deadlocked
   // (a cheap pre-filter first: with a timer armed, a network wait or a
   // blocking call in flight it cannot be, and servers go idle often).
-  if (idle_now == s.nstarted.load(std::memory_order_relaxed) && deadline == INT64_MAX && netpoll_waiters() == 0 &&
-      blocking_inflight() == 0)
+  if (idle_now + dormant_now == s.nstarted.load(std::memory_order_relaxed) && deadline == INT64_MAX &&
+      netpoll_waiters() == 0 && blocking_inflight() == 0)
     diag::monitor_poke(diag::kCheckDeadlock);
   bool polled = false;
   if (!any_work() && deadline > mono_now_ns() && p->active.load(std::memory_order_acquire)) {
@@ -810,13 +851,14 @@ void idle_sleep(P* p) {
     }
   }
   s.lock.lock();
-  if (p->in_idle) {
+  if (p->in_idle.load(std::memory_order_relaxed)) {
     s.idle.erase(std::find(s.idle.begin(), s.idle.end(), p));
-    p->in_idle = false;
+    p->in_idle.store(false, std::memory_order_relaxed);
     s.nidle.fetch_sub(1, std::memory_order_seq_cst);
     s.idle_epoch.fetch_add(1, std::memory_order_seq_cst);
   }
   s.lock.unlock();
+  sysmon_wake_if_asleep();
   // We run what the poll found; wake another P to take over the polling (and
   // to share the batch if it is large).
   if (polled) wakep();
@@ -888,24 +930,57 @@ void worker_main(P* p) {
   }
 }
 
-// Creates Ps up to n and starts their threads (Sched::lock held).
-void grow_procs_locked(Sched& s, int n) {
-  if (s.exiting.load(std::memory_order_acquire)) return;  // exit is final
-  for (int i = s.nstarted.load(std::memory_order_relaxed); i < n; ++i) {
-    P* p = new P(i);
-    p->rng = 0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(i + 1);
-    s.ps[i] = p;
-    s.nstarted.store(i + 1, std::memory_order_release);
+// Starts the thread of P slot i, creating the P (Sched::lock held).
+P* new_p_locked(Sched& s) {
+  const int i = s.nstarted.load(std::memory_order_relaxed);
+  P* p = new P(i);
+  p->rng = 0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(i + 1);
+  s.ps[i] = p;
+  s.nstarted.store(i + 1, std::memory_order_release);
+  return p;
+}
+
+// Makes p active and gets its thread going (Sched::lock held). A P that was
+// inactive leaves dormancy: that bumps idle_epoch, which the deadlock check
+// reads as "something may have run".
+void activate_locked(Sched& s, P* p) {
+  p->active.store(true, std::memory_order_release);
+  s.idle_epoch.fetch_add(1, std::memory_order_seq_cst);
+  if (!p->started) {
+    p->started = true;
+    diag::start_runtime_thread([p] { worker_main(p); });
+  } else {
+    wake_p(p);
   }
-  for (int i = 0; i < n; ++i) {
+}
+
+// Makes exactly n Ps active (Sched::lock held): deactivates the active ones
+// with the highest ids, or activates inactive ones (dormant first, then
+// lowest id) and creates Ps only when there are none.
+void set_active_locked(Sched& s, int n) {
+  if (s.exiting.load(std::memory_order_acquire)) return;  // exit is final
+  const int started = s.nstarted.load(std::memory_order_relaxed);
+  int active = 0;
+  for (int i = 0; i < started; ++i) active += s.ps[i]->active.load(std::memory_order_relaxed) ? 1 : 0;
+  for (int i = started - 1; i >= 0 && active > n; --i) {
     P* p = s.ps[i];
-    p->active.store(true, std::memory_order_release);
-    if (!p->started) {
-      p->started = true;
-      diag::start_runtime_thread([p] { worker_main(p); });
-    } else {
-      wake_p(p);
+    if (!p->active.load(std::memory_order_relaxed)) continue;
+    p->active.store(false, std::memory_order_release);
+    wake_p(p);  // to notice it at its next scheduling point
+    --active;
+  }
+  for (int pass = 0; pass < 2 && active < n; ++pass) {
+    for (int i = 0; i < started && active < n; ++i) {
+      P* p = s.ps[i];
+      if (p->active.load(std::memory_order_relaxed)) continue;
+      if (pass == 0 && !p->dormant.load(std::memory_order_relaxed)) continue;
+      activate_locked(s, p);
+      ++active;
     }
+  }
+  while (active < n && s.nstarted.load(std::memory_order_relaxed) < kMaxSlots) {
+    activate_locked(s, new_p_locked(s));
+    ++active;
   }
 }
 
@@ -1023,7 +1098,7 @@ void start_runtime() {
   int n = initial_procs();
   s.lock.lock();
   s.nprocs.store(n, std::memory_order_release);
-  grow_procs_locked(s, n);
+  set_active_locked(s, n);
   s.lock.unlock();
 }
 
@@ -1038,7 +1113,8 @@ void plain_park_begin(G* t) {
   {
     std::lock_guard<std::mutex> lk(s.plain_mu);
     s.plain_parked.emplace_back(t, tid);
-    all_idle = s.nidle.load(std::memory_order_relaxed) == s.nstarted.load(std::memory_order_relaxed);
+    all_idle = s.nidle.load(std::memory_order_relaxed) + s.ndormant.load(std::memory_order_relaxed) ==
+               s.nstarted.load(std::memory_order_relaxed);
   }
   if (all_idle) diag::monitor_poke(diag::kCheckDeadlock);
 }
@@ -1064,6 +1140,13 @@ G& thread_g() {
 }
 
 }  // namespace
+
+void lock_wait_begin() {
+  if (P* p = tls_p) p->lock_waits.fetch_add(1, std::memory_order_relaxed);
+}
+void lock_wait_end() {
+  if (P* p = tls_p) p->lock_waits.fetch_sub(1, std::memory_order_relaxed);
+}
 
 // Not inlined, and opaque to the optimizer: a goroutine may resume on another
 // thread after any switch, so the address of tls_p must be recomputed after
@@ -1168,7 +1251,12 @@ void poll_wanted() {
 void timer_add(Timer* t) {
   ensure_started();
   P* p = current_p();
-  if (p == nullptr) p = sched().ps[0];
+  // A plain thread's timer, or one added on a P that is no longer active
+  // (handed off: its goroutine runs on), goes to an active P, which runs it.
+  if (p == nullptr || !p->active.load(std::memory_order_relaxed)) {
+    if (P* q = some_active_p(nullptr)) p = q;
+    else if (p == nullptr) p = sched().ps[0];  // none while the world stops: idle Ps fire any P's timers
+  }
   p->tlock.lock();
   heap_add_locked(p, t);
   bool earliest = p->theap[0] == t;
@@ -1275,9 +1363,11 @@ bool sched_quiescent(std::uint64_t& epoch, std::vector<pid_t>* tids) {
   s.lock.lock();
   const int n = s.nstarted.load(std::memory_order_relaxed);
   std::uint64_t idle_epoch = s.idle_epoch.load(std::memory_order_relaxed);
-  bool quiet = n > 0 && s.nprocs.load(std::memory_order_relaxed) == n &&
-               s.nidle.load(std::memory_order_relaxed) == n && s.nspinning.load(std::memory_order_relaxed) == 0 &&
-               s.gsize.load(std::memory_order_relaxed) == 0;
+  // Every P idle or dormant: a dormant P leaves dormancy only when
+  // reactivated under the lock, which bumps idle_epoch; a handed-off P (its
+  // goroutine still runs) is neither.
+  bool quiet = n > 0 && s.nidle.load(std::memory_order_relaxed) + s.ndormant.load(std::memory_order_relaxed) == n &&
+               s.nspinning.load(std::memory_order_relaxed) == 0 && s.gsize.load(std::memory_order_relaxed) == 0;
   s.lock.unlock();
   if (!quiet || any_work() || netpoll_waiters() != 0 || blocking_inflight() != 0 || timers_pending() != 0) return false;
   std::lock_guard<std::mutex> lk(s.plain_mu);
@@ -1290,6 +1380,202 @@ bool sched_quiescent(std::uint64_t& epoch, std::vector<pid_t>* tids) {
   }
   return true;
 }
+
+// ---------------------------------------------------------------- the monitor (sysmon)
+namespace {
+
+// A P's progress as the monitor sees it: scheduling decisions and spawns (a
+// goroutine that spawns in a loop makes work for others; it is not stuck).
+std::uint32_t progress(P* p) {
+  return p->schedtick.load(std::memory_order_relaxed) +
+         static_cast<std::uint32_t>(p->nspawned.load(std::memory_order_relaxed));
+}
+
+// Whether p, stuck, sits on work no other P can take: its own queue,
+// runnext or due timers, or global work, while no P is idle or spinning.
+// With an idle P about, waking it is enough: a spinning P steals p's queue
+// (runnext too) and runs any P's due timers, and a P that spawns or readies
+// goroutines for a while without parking (not stuck: producing) keeps its P.
+bool stuck_with_work(Sched& s, P* p, std::int64_t now) {
+  const bool local = !p->runq.empty() || p->runnext.load(std::memory_order_relaxed) != nullptr ||
+                     p->next_when.load(std::memory_order_relaxed) <= now;
+  if (!local && s.gsize.load(std::memory_order_relaxed) == 0) return false;
+  if (s.nidle.load(std::memory_order_relaxed) > 0 || s.nspinning.load(std::memory_order_relaxed) > 0) {
+    wakep();
+    return false;
+  }
+  return true;
+}
+
+// Whether the thread of p, whose goroutine has run `ran` ns without a
+// scheduling point and sits on work, is stuck in a way a hand-off cures.
+// Samples of its CPU times at least 2 ms apart tell: off the CPU and not
+// waiting for one three quarters of the time in two windows running
+// (blocked in the kernel: a read, a sleep, a lock; one window could be a
+// brief wait on the kernel's own locks, as for page faults under load) ->
+// hand off; on the CPU most of the time (computing) -> hand off once it
+// has run kComputeNs, Go's preemption threshold; waiting for a CPU most of
+// the time (more busy threads than cores) -> not stuck: another thread
+// would wait for the same cores. Without the kernel's numbers: hand off.
+bool stuck_thread(P* p, std::int64_t now, std::int64_t ran) {
+  constexpr std::int64_t kComputeNs = 10'000'000;
+  constexpr std::int64_t kSampleNs = 2'000'000;
+  // Waiting for one of the runtime's own locks: its holder is off a CPU
+  // (more busy threads than cores); another thread would not help.
+  if (p->lock_waits.load(std::memory_order_relaxed) != 0) return false;
+  std::int64_t run = 0, wait = 0;
+  const pid_t tid = p->tid.load(std::memory_order_acquire);
+  if (tid == 0 || !diag::thread_cpu_times(tid, run, wait)) return true;
+  if (p->mon_sample_at < p->mon_since || p->mon_sample_at == 0) {  // no sample from this stall yet
+    p->mon_sample_at = now;
+    p->mon_run_ns = run;
+    p->mon_wait_ns = wait;
+    p->mon_asleep = 0;
+    return false;
+  }
+  const std::int64_t dt = now - p->mon_sample_at;
+  if (dt < kSampleNs) return false;
+  const std::int64_t drun = run - p->mon_run_ns, dwait = wait - p->mon_wait_ns;
+  p->mon_sample_at = now;
+  p->mon_run_ns = run;
+  p->mon_wait_ns = wait;
+  if (drun + dwait < dt / 4) return ++p->mon_asleep >= 2;  // blocked in the kernel, two windows running
+  p->mon_asleep = 0;
+  if (drun >= dt / 2) return ran >= kComputeNs;  // computing
+  return false;                                 // waiting for a CPU
+}
+
+// Moves stuck P p's work to a spare P (Sched::stw_mu held by the caller, so
+// no stop of the world or set_max_procs runs). Returns whether it did.
+bool hand_off(Sched& s, P* p, std::int64_t now) {
+  s.lock.lock();
+  if (!p->active.load(std::memory_order_relaxed) || s.stopping.load(std::memory_order_relaxed) ||
+      s.exiting.load(std::memory_order_relaxed)) {
+    s.lock.unlock();
+    return false;
+  }
+  const int started = s.nstarted.load(std::memory_order_relaxed);
+  int handed = 0;
+  P* spare = nullptr;
+  for (int i = 0; i < started; ++i) {
+    P* q = s.ps[i];
+    if (q->active.load(std::memory_order_relaxed)) continue;
+    if (q->dormant.load(std::memory_order_relaxed)) {
+      if (spare == nullptr) spare = q;
+    } else {
+      ++handed;
+    }
+  }
+  if (handed >= kMaxHandedOff || (spare == nullptr && started >= kMaxSlots)) {
+    s.lock.unlock();
+    return false;
+  }
+  if (progress(p) != p->mon_tick) {  // it moved on meanwhile
+    s.lock.unlock();
+    return false;
+  }
+  if (spare == nullptr) spare = new_p_locked(s);
+  p->active.store(false, std::memory_order_release);
+  spare->mon_tick = progress(spare);
+  spare->mon_since = now;
+  // p's queue to the global queue, where the spare (and anyone) finds it.
+  // Any thread may pop a P's run queue; only p's own thread pushes, and
+  // from now on it pushes nothing it does not hand away itself.
+  if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) global_put_batch_locked(s, &g, 1);
+  while (G* g = p->runq.pop()) global_put_batch_locked(s, &g, 1);
+  activate_locked(s, spare);
+  s.handoffs.fetch_add(1, std::memory_order_relaxed);
+  s.lock.unlock();
+  migrate_timers(p, spare);
+  wakep();
+  return true;
+}
+
+}  // namespace
+
+bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& stalls, int& handed) {
+  Sched& s = sched();
+  handed = 0;
+  if (s.exiting.load(std::memory_order_acquire)) return false;
+  // Not while the world is stopped or set_max_procs runs (never waits).
+  std::unique_lock<std::mutex> stw(s.stw_mu, std::try_to_lock);
+  if (!stw.owns_lock()) return true;
+  // The network, if nobody has polled it for 10 ms (every P busy) and no
+  // thread is blocked polling: what is ready goes to the global queue.
+  if (netpoll_waiters() > 0 && !s.poll_blocked.load(std::memory_order_relaxed) &&
+      now - s.last_poll_ns.load(std::memory_order_relaxed) >= 10'000'000) {
+    G* gs[kNetpollBatch];
+    int n = netpoll(0, gs);
+    s.last_poll_ns.store(now, std::memory_order_relaxed);
+    if (n > 0) {
+      s.lock.lock();
+      global_put_batch_locked(s, gs, static_cast<std::uint32_t>(n));
+      s.lock.unlock();
+      wakep();
+    }
+  }
+  bool busy = false;
+  const int started = s.nstarted.load(std::memory_order_acquire);
+  for (int i = 0; i < started; ++i) {
+    P* p = s.ps[i];
+    if (!p->active.load(std::memory_order_acquire)) {
+      if (p->dormant.load(std::memory_order_relaxed)) {
+        // Timers a racing timer_add left on a dormant P.
+        if (p->next_when.load(std::memory_order_relaxed) <= now) run_timers(p, now);
+        continue;
+      }
+      // Handed off (or deactivating): what its goroutine queued since goes
+      // to the global queue; its due timers fire here.
+      busy = true;
+      if (!p->runq.empty() || p->runnext.load(std::memory_order_relaxed) != nullptr) {
+        s.lock.lock();
+        if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) global_put_batch_locked(s, &g, 1);
+        while (G* g = p->runq.pop()) global_put_batch_locked(s, &g, 1);
+        s.lock.unlock();
+        wakep();
+      }
+      if (p->next_when.load(std::memory_order_relaxed) <= now) run_timers(p, now);
+      continue;
+    }
+    if (p->in_idle.load(std::memory_order_relaxed)) {
+      p->mon_since = now;
+      continue;
+    }
+    busy = true;
+    const std::uint32_t tick = progress(p);
+    if (tick != p->mon_tick || p->mon_since == 0) {
+      p->mon_tick = tick;
+      p->mon_since = now;
+      continue;
+    }
+    const std::int64_t ran = now - p->mon_since;
+    if (stall_ns > 0 && ran >= stall_ns && p->mon_reported != tick) {
+      // The goroutine that ran all along: curg read between two equal
+      // ticks (a P that switched in between has a new tick).
+      G* g = __atomic_load_n(&p->curg, __ATOMIC_ACQUIRE);
+      if (g != nullptr && progress(p) == tick) {
+        stalls.push_back({g, ran});
+        p->mon_reported = tick;
+      }
+    }
+    if (ran >= kStuckNs && stuck_with_work(s, p, now) && stuck_thread(p, now, ran) && hand_off(s, p, now)) ++handed;
+  }
+  return busy;
+}
+
+bool sysmon_may_sleep() {
+  Sched& s = sched();
+  s.sysmon_asleep.store(true, std::memory_order_seq_cst);
+  // After the store: a P that leaves idle or dormancy from now on sees it
+  // and pokes; one that left before is counted as busy here.
+  const int n = s.nstarted.load(std::memory_order_seq_cst);
+  const int quiet = s.nidle.load(std::memory_order_seq_cst) + s.ndormant.load(std::memory_order_seq_cst);
+  if (n > 0 && quiet >= n) return true;
+  s.sysmon_asleep.store(false, std::memory_order_relaxed);
+  return false;
+}
+
+void sysmon_awake() { sched().sysmon_asleep.store(false, std::memory_order_relaxed); }
 
 void plain_parked_threads(std::vector<PlainParked>& out) {
   Sched& s = sched();
@@ -1323,6 +1609,7 @@ SchedCounts sched_counts() {
   }
   c.spawned += static_cast<std::uint64_t>(s.thread_spawned.load(std::memory_order_relaxed));
   c.blocking_running = s.blocking_running.load(std::memory_order_relaxed);
+  c.handoffs = s.handoffs.load(std::memory_order_relaxed);
   return c;
 }
 
@@ -1456,15 +1743,9 @@ void set_max_procs(int n) {
   rt::lock_stw(s);  // not while the world is stopped
   std::lock_guard<std::mutex> stw(s.stw_mu, std::adopt_lock);
   s.lock.lock();
-  int old = s.nprocs.load(std::memory_order_relaxed);
   s.nprocs.store(n, std::memory_order_release);
-  if (n > old) {
-    rt::grow_procs_locked(s, n);
-  } else {
-    for (int i = n; i < old; ++i) s.ps[i]->active.store(false, std::memory_order_release);
-  }
+  rt::set_active_locked(s, n);
   s.lock.unlock();
-  for (int i = n; i < old; ++i) rt::wake_p(s.ps[i]);
 }
 
 std::size_t num_goroutines() {

@@ -4,9 +4,10 @@
 // Glossary (Go's nouns, see src/HACKING.md): G = goroutine, M = worker OS
 // thread, P = processor, the right to run goroutines. goro binds each M to one
 // P for the M's life (M:P is 1:1, N goroutines over them), so "P" below also
-// names its thread. Go detaches a P from an M blocked in a syscall; goro
-// instead never blocks a worker thread in a syscall (I/O goes through the
-// netpoller, other blocking work through a separate pool).
+// names its thread. Exactly max_procs() Ps are active; when a P's goroutine
+// blocks its thread or computes for long, the monitor deactivates that P and
+// activates a spare one (ARCHITECTURE "Hand-off"): the work moves, the P's
+// own data stays with its thread.
 //
 // The park/ready protocol:
 //  - park(reason, unlock, arg) suspends the caller until someone calls
@@ -82,7 +83,9 @@ struct P {
   void* g0_sp = nullptr;        // saved scheduler context while a G runs
   void* g0_fake_stack = nullptr;
   arch::SanFiber g0_san;
-  std::uint32_t schedtick = 0;
+  // Bumped at every scheduling decision; read by the monitor (relaxed) to
+  // see a P that has run one goroutine for long.
+  std::atomic<std::uint32_t> schedtick{0};
   std::uint32_t runnext_streak = 0;
   std::uint64_t rng = 0;
   G* gfree = nullptr;
@@ -112,14 +115,28 @@ struct P {
 
   // --- idle parking. wake_seq is the futex word: a waker increments it
   // (release) after setting `spinning`; the sleeper waits while it is
-  // unchanged. in_idle is protected by Sched::lock.
+  // unchanged. in_idle is written under Sched::lock (the monitor reads it
+  // without). dormant: the thread sleeps in deactivate (inactive, holding no
+  // goroutine); written by the P's own thread.
   std::atomic<std::uint32_t> wake_seq{0};
   // True while this P's thread may be blocked in the netpoller instead of on
   // wake_seq: a waker then interrupts the poller (wake_p).
   std::atomic<bool> polling{false};
-  bool in_idle = false;
+  std::atomic<bool> in_idle{false};
+  std::atomic<bool> dormant{false};
   bool started = false;         // thread created (Sched::lock)
   std::atomic<pid_t> tid{0};    // its thread's id, once running (diagnostics)
+
+  // --- the monitor's own (only its thread touches these): the tick it last
+  // saw and since when, and the tick of the stall it last reported.
+  std::uint32_t mon_tick = 0;
+  std::int64_t mon_since = 0;
+  std::uint32_t mon_reported = UINT32_MAX;
+  std::int64_t mon_sample_at = 0, mon_run_ns = 0, mon_wait_ns = 0;  // the thread's CPU times then
+  int mon_asleep = 0;  // sample windows in a row that found its thread asleep
+  // Threads of this P blocked in the slow path of a runtime lock (its own
+  // thread only writes; the monitor reads): not stuck, just contended.
+  std::atomic<std::uint32_t> lock_waits{0};
 };
 
 // ---------------------------------------------------------------- API
@@ -142,7 +159,9 @@ void ready(G* g, bool next = true);
 void poll_wanted();
 
 // ---------------------------------------------------------------- diagnostics
-inline constexpr int kMaxProcsDiag = 256;  // = the scheduler's limit on Ps
+// P slots: max_procs() is at most 256, and at most 128 more may be handed
+// off at once (ARCHITECTURE "Hand-off"), so never more than 384 Ps exist.
+inline constexpr int kMaxProcsDiag = 384;
 
 // Stops every P at its next scheduling point (see sched.cc); one stop at a
 // time. The caller's own P (if it is a goroutine) keeps running the caller.
@@ -168,6 +187,7 @@ struct SchedCounts {
   std::uint32_t global_queue = 0;
   std::uint32_t local_queue[kMaxProcsDiag] = {};
   std::uint64_t spawned = 0;
+  std::uint64_t handoffs = 0;
 };
 SchedCounts sched_counts();
 
@@ -179,12 +199,34 @@ struct PlainParked {
 };
 void plain_parked_threads(std::vector<PlainParked>& out);
 
+// ---------------------------------------------------------------- the monitor (sysmon)
+// One round of the monitor's scheduling duties (ARCHITECTURE "Hand-off"):
+// polls the network if nobody has lately, fires due timers of inactive Ps,
+// hands the work of each P stuck for kStuckNs to a spare P. `stall_ns` > 0
+// asks for the goroutines that have run at least that long without a
+// scheduling point (each stall once). Returns whether any P is busy (the
+// monitor may sleep otherwise); `handed` counts the hand-offs made.
+struct Stall {
+  G* g;
+  std::int64_t ran_ns;
+};
+bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& stalls, int& handed);
+// The monitor is about to sleep with no timeout: true if it may (every P is
+// idle or dormant, re-checked after announcing the sleep); the first P to
+// leave the idle list then pokes it (diag::kSysmon). sysmon_awake() after.
+bool sysmon_may_sleep();
+void sysmon_awake();
+
 // The scheduler's half of the deadlock check (see sched.cc).
 bool sched_quiescent(std::uint64_t& epoch, std::vector<pid_t>* tids);
 
 // Flushes stdio from a helper thread, waiting at most 100 ms (a goroutine
 // still running may hold a stdio lock). For exits that skip the destructors.
 void flush_stdio_bounded();
+
+// Around a runtime lock's futex wait (RawMutex::lock_slow), on any thread.
+void lock_wait_begin();
+void lock_wait_end();
 
 // Lock-free helper for park(): releases a rt::Lock.
 inline void unlock_lock(void* l) { static_cast<Lock*>(l)->unlock(); }

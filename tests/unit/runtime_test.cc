@@ -180,11 +180,15 @@ TEST_P(Runtime, TwentyThousandBlockedGoroutinesUseNoExtraThreads) {
   run([&] {
     // Every worker the fixture's GOMAXPROCS needs is running by now (and
     // any the machine's CPU count started before it); parking n goroutines
-    // must not add a single thread, whatever the number of CPUs.
+    // must not add a single thread, whatever the number of CPUs. Only a
+    // hand-off may (a thread that slept in the kernel for milliseconds
+    // while work waited, as on a page fault of a loaded machine), and each
+    // adds at most one.
     std::size_t before = thread_count();
+    std::uint64_t handoffs_before = runtime_stats().handoffs;
     ParkedCrowd crowd(n);
     EXPECT_GE(num_goroutines(), n + 1);
-    EXPECT_LE(thread_count(), before);
+    EXPECT_LE(thread_count(), before + (runtime_stats().handoffs - handoffs_before));
     crowd.release();
   });
 }

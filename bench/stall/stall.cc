@@ -1,0 +1,146 @@
+// bench/stall: how much of a program keeps running while one goroutine blocks
+// its OS thread (issue: "a stuck goroutine never stalls the others").
+//
+//   GOMAXPROCS=1 stall <sleep|read|compute|none> [stall_ms=1000]
+//
+// While one goroutine stalls for stall_ms (std::this_thread::sleep_for; a
+// read() of a pipe that a plain thread writes to after stall_ms; or a loop
+// that computes without a scheduling point), a ticker goroutine at 5 ms
+// counts its ticks and a client goroutine sends 16-byte messages through an
+// echo server on goro::net (loopback), one per millisecond, timing each
+// round trip. Prints one line:
+//   kind=sleep procs=1 ticks=197/200 rtt_n=951 rtt_p50_ms=0.05 rtt_p99_ms=3.10 rtt_max_ms=4.20 threads=4
+// "none" is the same without the stall (the baseline).
+#include <goro/goro.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::atomic<std::uint64_t> g_sink{0};
+
+// Computes until `until` without calling into goro.
+void compute_until(Clock::time_point until) {
+  std::uint64_t x = 88172645463325252ULL;
+  while (Clock::now() < until) {
+    for (int i = 0; i < 1000; ++i) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+    }
+  }
+  g_sink.store(x, std::memory_order_relaxed);
+}
+
+void stall(const std::string& kind, std::chrono::milliseconds d) {
+  if (kind == "sleep") {
+    std::this_thread::sleep_for(d);
+  } else if (kind == "read") {
+    int fds[2];
+    if (pipe(fds) != 0) std::abort();
+    std::thread writer([w = fds[1], d] {
+      std::this_thread::sleep_for(d);
+      char c = 'x';
+      if (write(w, &c, 1) != 1) std::abort();
+    });
+    char c = 0;
+    if (read(fds[0], &c, 1) != 1) std::abort();  // blocks this goroutine's thread
+    writer.join();
+    close(fds[0]);
+    close(fds[1]);
+  } else if (kind == "compute") {
+    compute_until(Clock::now() + d);
+  } else if (kind != "none") {
+    std::fprintf(stderr, "stall: unknown kind %s\n", kind.c_str());
+    std::exit(2);
+  } else {
+    goro::sleep_for(d);
+  }
+}
+
+double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string kind = argc > 1 ? argv[1] : "sleep";
+  const std::chrono::milliseconds d(argc > 2 ? std::atoi(argv[2]) : 1000);
+  return goro::run([&] {
+    goro::net::Listener ln = goro::net::listen("127.0.0.1:0");
+    goro::go([&ln] {
+      for (;;) {
+        std::error_code ec;
+        goro::net::Conn c = ln.accept(ec);
+        if (ec) return;
+        goro::go([c = std::move(c)]() mutable {
+          char buf[64];
+          std::error_code e;
+          for (;;) {
+            std::size_t n = c.read(std::span<char>(buf), e);
+            if (e) return;
+            c.write(std::string_view(buf, n), e);
+            if (e) return;
+          }
+        });
+      }
+    });
+
+    std::atomic<bool> window{false}, done{false};
+    std::atomic<int> ticks{0};
+    goro::WaitGroup wg;
+    wg.go([&] {
+      goro::Ticker t(5ms);
+      while (!done.load()) {
+        t.c().recv();
+        if (window.load()) ticks.fetch_add(1);
+      }
+      t.stop();
+    });
+    std::vector<double> rtts;
+    wg.go([&] {
+      goro::net::Conn c = goro::net::dial(ln.address());
+      char msg[16];
+      std::memset(msg, 'm', sizeof msg);
+      char back[16];
+      while (!done.load()) {
+        auto t0 = Clock::now();
+        c.write(std::string_view(msg, sizeof msg));
+        std::size_t got = 0;
+        while (got < sizeof back) got += c.read(std::span<char>(back + got, sizeof back - got));
+        auto rtt = Clock::now() - t0;
+        if (window.load()) rtts.push_back(ms(rtt));
+        goro::sleep_for(1ms);
+      }
+    });
+    goro::sleep_for(100ms);  // everything running
+    wg.go([&] {
+      window.store(true);
+      stall(kind, d);
+      window.store(false);
+      done.store(true);
+    });
+    wg.wait();
+    ln.close();
+    std::sort(rtts.begin(), rtts.end());
+    auto pct = [&](double p) {
+      return rtts.empty() ? 0.0 : rtts[std::min(rtts.size() - 1, static_cast<std::size_t>(p * rtts.size()))];
+    };
+    std::printf("kind=%s procs=%d ticks=%d/%lld rtt_n=%zu rtt_p50_ms=%.2f rtt_p99_ms=%.2f rtt_max_ms=%.2f threads=%zu handoffs=%llu\n",
+                kind.c_str(), goro::max_procs(), ticks.load(), static_cast<long long>(d / 5ms), rtts.size(), pct(0.5),
+                pct(0.99), rtts.empty() ? 0.0 : rtts.back(), goro::runtime_stats().threads,
+                static_cast<unsigned long long>(goro::runtime_stats().handoffs));
+    return 0;
+  });
+}
