@@ -2,6 +2,7 @@
 // its OS thread (issue: "a stuck goroutine never stalls the others").
 //
 //   GOMAXPROCS=1 stall <sleep|read|compute|none> [stall_ms=1000]
+//   GOMAXPROCS=1 stall many [n=10000]
 //
 // While one goroutine stalls for stall_ms (std::this_thread::sleep_for; a
 // read() of a pipe that a plain thread writes to after stall_ms; or a loop
@@ -74,8 +75,36 @@ double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 
 }  // namespace
 
+// `stall many N`: N goroutines each block their thread in one 10 ms
+// std::this_thread::sleep_for at once. Prints the time until all finished,
+// the most OS threads the process had meanwhile, and the hand-offs.
+int many(int n) {
+  return goro::run([&] {
+    std::atomic<bool> done{false};
+    std::atomic<long> max_threads{0};
+    std::thread watcher([&] {
+      while (!done.load()) {
+        long t = static_cast<long>(goro::runtime_stats().threads);
+        if (t > max_threads.load()) max_threads.store(t);
+        std::this_thread::sleep_for(1ms);
+      }
+    });
+    auto t0 = Clock::now();
+    goro::WaitGroup wg;
+    for (int i = 0; i < n; ++i) wg.go([] { std::this_thread::sleep_for(10ms); });
+    wg.wait();
+    double took = ms(Clock::now() - t0);
+    done.store(true);
+    watcher.join();
+    std::printf("kind=many n=%d procs=%d took_ms=%.0f max_runtime_threads=%ld handoffs=%llu\n", n, goro::max_procs(), took,
+                max_threads.load(), static_cast<unsigned long long>(goro::runtime_stats().handoffs));
+    return 0;
+  });
+}
+
 int main(int argc, char** argv) {
   const std::string kind = argc > 1 ? argv[1] : "sleep";
+  if (kind == "many") return many(argc > 2 ? std::atoi(argv[2]) : 10000);
   const std::chrono::milliseconds d(argc > 2 ? std::atoi(argv[2]) : 1000);
   return goro::run([&] {
     goro::net::Listener ln = goro::net::listen("127.0.0.1:0");

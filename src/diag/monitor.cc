@@ -125,7 +125,10 @@ void install_sigquit() {
 // thread of the process is the runtime's or a plain thread parked in a goro
 // primitive, then nothing can ever make a goroutine runnable; checking twice
 // with the same epoch shows that this held over the whole check.
-bool deadlocked() {
+// `settling`: the check failed only because a runtime thread is starting or
+// ending (it could not be told from a user's thread); try again shortly.
+bool deadlocked(bool& settling) {
+  settling = false;
   std::uint64_t e1 = 0, e2 = 0;
   std::vector<pid_t> known;
   if (!sched_quiescent(e1, &known)) return false;
@@ -136,7 +139,10 @@ bool deadlocked() {
     prune_exited_locked();
     for (const RuntimeThread& t : runtime_tids()) known.push_back(t.tid);
   }
-  if (!only_threads(known)) return false;
+  if (!only_threads(known)) {
+    settling = runtime_threads_settling();
+    return false;
+  }
   return sched_quiescent(e2, nullptr) && e1 == e2;
 }
 
@@ -218,10 +224,12 @@ void report_stall(const Stall& st) {
 }
 
 // The monitor's scheduling duties run every `delay`: 20 us while anything
-// changes, doubling after 50 quiet rounds up to 10 ms; with every P idle
-// or dormant it sleeps until a P wakes it (ARCHITECTURE "Hand-off").
+// changes, doubling after 50 quiet rounds up to 10 ms (1 ms while
+// goroutines wait in queues and no P is idle); with every P idle or dormant
+// it sleeps until a P wakes it (ARCHITECTURE "Hand-off").
 constexpr std::int64_t kSysmonMinDelay = 20'000;
 constexpr std::int64_t kSysmonMaxDelay = 10'000'000;
+constexpr std::int64_t kSysmonBacklogDelay = 1'000'000;  // while goroutines wait and no P is idle
 
 void monitor_main() {
   arch::SanRuntimeScope san;
@@ -231,6 +239,7 @@ void monitor_main() {
   int sysmon_quiet = 0;
   std::int64_t next_sysmon = 0;
   std::vector<Stall> stalls;
+  std::int64_t deadlock_recheck = INT64_MAX;
   std::int64_t next_trace = g_schedtrace_ms > 0 ? mono_now_ns() + g_schedtrace_ms * 1'000'000 : INT64_MAX;
   std::int64_t next_cycle_check = 0;
   bool cycle_check_pending = false;
@@ -239,7 +248,12 @@ void monitor_main() {
   for (;;) {
     std::uint32_t r = g_req.exchange(0, std::memory_order_acq_rel);
     if ((r & kSigquit) != 0) die_with_dump("SIGQUIT: quit");
-    if ((r & kCheckDeadlock) != 0 && deadlocked()) die_with_dump("fatal error: all goroutines are asleep - deadlock!");
+    if ((r & kCheckDeadlock) != 0 || (deadlock_recheck != INT64_MAX && mono_now_ns() >= deadlock_recheck)) {
+      bool settling = false;
+      deadlock_recheck = INT64_MAX;
+      if (deadlocked(settling)) die_with_dump("fatal error: all goroutines are asleep - deadlock!");
+      if (settling) deadlock_recheck = mono_now_ns() + 1'000'000;
+    }
     cycle_check_pending = cycle_check_pending || (r & kCheckLockCycles) != 0;
     std::int64_t now = mono_now_ns();
     if ((r & kSysmon) != 0) {
@@ -251,14 +265,16 @@ void monitor_main() {
     if (now >= next_sysmon) {
       stalls.clear();
       int handed = 0;
-      const bool busy = sysmon_round(now, stall_ns, stalls, handed);
+      bool backlog = false;
+      const bool busy = sysmon_round(now, stall_ns, stalls, handed, backlog);
       for (const Stall& st : stalls) report_stall(st);
       if (handed > 0) {
         sysmon_delay = kSysmonMinDelay;
         sysmon_quiet = 0;
       } else if (++sysmon_quiet > 50) {
-        sysmon_delay = std::min(2 * sysmon_delay, kSysmonMaxDelay);
+        sysmon_delay = std::min(2 * sysmon_delay, backlog ? kSysmonBacklogDelay : kSysmonMaxDelay);
       }
+      if (backlog) sysmon_delay = std::min(sysmon_delay, kSysmonBacklogDelay);
       next_sysmon = !busy && sysmon_may_sleep() ? INT64_MAX : mono_now_ns() + sysmon_delay;
     }
     if (cycle_check_pending && now >= next_cycle_check) {
@@ -274,7 +290,7 @@ void monitor_main() {
       if (channel_wait_over(now - kLeakCheckPeriod)) report_blocked_forever();
       next_leak_check = mono_now_ns() + kLeakCheckPeriod;
     }
-    std::int64_t wake = std::min({next_trace, next_leak_check, next_sysmon});
+    std::int64_t wake = std::min({next_trace, next_leak_check, next_sysmon, deadlock_recheck});
     if (cycle_check_pending) wake = std::min(wake, next_cycle_check);
     if (r == 0 || cycle_check_pending) futex_wait(&g_req, 0, wake == INT64_MAX ? -1 : wake);
   }
@@ -285,6 +301,22 @@ void monitor_main() {
 void monitor_poke(std::uint32_t what) {
   g_req.fetch_or(what, std::memory_order_acq_rel);
   futex_wake(&g_req, 1);
+}
+
+char thread_state(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return '?';
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return '?';
+  buf[n] = '\0';
+  // "tid (comm) S ...": comm may hold spaces and parentheses; the state
+  // follows the last ')'.
+  const char* rp = std::strrchr(buf, ')');
+  return rp != nullptr && rp[1] == ' ' && rp[2] != '\0' ? rp[2] : '?';
 }
 
 bool thread_cpu_times(pid_t tid, std::int64_t& run_ns, std::int64_t& wait_ns) {

@@ -46,6 +46,10 @@ std::vector<RuntimeThread> runtime_threads();
 // yet gone): a check that found a thread it does not know may pass if it
 // tries again once these have settled.
 bool runtime_threads_settling();
+// A thread's scheduling state as /proc/self/task/<tid>/stat says ('R'
+// running or runnable, 'S' asleep interruptibly, 'D' uninterruptibly, ...);
+// '?' if it cannot be read.
+char thread_state(pid_t tid);
 // A thread's time on a CPU and waiting for one, in ns, since it started
 // (/proc/self/task/<tid>/schedstat); false if the kernel does not say.
 bool thread_cpu_times(pid_t tid, std::int64_t& run_ns, std::int64_t& wait_ns);

@@ -62,6 +62,9 @@ static_assert(kMaxSlots == kMaxProcs + kMaxHandedOff);
 // A P whose tick has not moved for this long while it is busy is stuck (see
 // ARCHITECTURE "Hand-off" for the choice).
 constexpr std::int64_t kStuckNs = 3'000'000;
+// A P whose thread has slept in the kernel this long (interruptibly: a
+// blocking call) while work waits is handed off at once.
+constexpr std::int64_t kBlockedNs = 50'000;
 constexpr std::uint32_t kGlobalCheckInterval = 61;
 constexpr std::uint32_t kRunnextStreakMax = 128;
 constexpr std::uint32_t kGFreeMax = 64;
@@ -1408,24 +1411,31 @@ bool stuck_with_work(Sched& s, P* p, std::int64_t now) {
 }
 
 // Whether the thread of p, whose goroutine has run `ran` ns without a
-// scheduling point and sits on work, is stuck in a way a hand-off cures.
-// Samples of its CPU times at least 2 ms apart tell: off the CPU and not
-// waiting for one three quarters of the time in two windows running
-// (blocked in the kernel: a read, a sleep, a lock; one window could be a
-// brief wait on the kernel's own locks, as for page faults under load) ->
-// hand off; on the CPU most of the time (computing) -> hand off once it
-// has run kComputeNs, Go's preemption threshold; waiting for a CPU most of
-// the time (more busy threads than cores) -> not stuck: another thread
-// would wait for the same cores. Without the kernel's numbers: hand off.
+// scheduling point while work waits, is stuck in a way a hand-off cures.
+// The kernel tells (/proc/self/task/<tid>/stat and schedstat):
+//  - asleep, interruptibly ('S': a read of a pipe or socket, a sleep, a
+//    futex such as a std::mutex): a blocking call -> hand off now, as Go's
+//    sysmon does for a P in a syscall after one tick;
+//  - asleep uninterruptibly ('D': disk I/O, or the kernel's own locks, as a
+//    page fault waits on a loaded machine) -> hand off once two sample
+//    windows of 2 ms running found it off the CPU and not waiting for one;
+//  - runnable ('R'): computing -> hand off once it has run kComputeNs, Go's
+//    preemption threshold, on the CPU most of a window; but not if it was
+//    mostly waiting for a CPU (more busy threads than cores): another
+//    thread would wait for the same cores.
+// Waiting for one of the runtime's own locks is never stuck (its holder is
+// off a CPU; more threads would not help). Without the kernel's numbers:
+// hand off once kStuckNs has passed.
 bool stuck_thread(P* p, std::int64_t now, std::int64_t ran) {
   constexpr std::int64_t kComputeNs = 10'000'000;
   constexpr std::int64_t kSampleNs = 2'000'000;
-  // Waiting for one of the runtime's own locks: its holder is off a CPU
-  // (more busy threads than cores); another thread would not help.
   if (p->lock_waits.load(std::memory_order_relaxed) != 0) return false;
-  std::int64_t run = 0, wait = 0;
   const pid_t tid = p->tid.load(std::memory_order_acquire);
-  if (tid == 0 || !diag::thread_cpu_times(tid, run, wait)) return true;
+  const char state = tid != 0 ? diag::thread_state(tid) : '?';
+  if (state == 'S') return true;
+  if (ran < kStuckNs) return false;
+  std::int64_t run = 0, wait = 0;
+  if (state == '?' || !diag::thread_cpu_times(tid, run, wait)) return true;
   if (p->mon_sample_at < p->mon_since || p->mon_sample_at == 0) {  // no sample from this stall yet
     p->mon_sample_at = now;
     p->mon_run_ns = run;
@@ -1439,7 +1449,7 @@ bool stuck_thread(P* p, std::int64_t now, std::int64_t ran) {
   p->mon_sample_at = now;
   p->mon_run_ns = run;
   p->mon_wait_ns = wait;
-  if (drun + dwait < dt / 4) return ++p->mon_asleep >= 2;  // blocked in the kernel, two windows running
+  if (drun + dwait < dt / 4) return ++p->mon_asleep >= 2;  // off the CPU, two windows running
   p->mon_asleep = 0;
   if (drun >= dt / 2) return ran >= kComputeNs;  // computing
   return false;                                 // waiting for a CPU
@@ -1493,9 +1503,10 @@ bool hand_off(Sched& s, P* p, std::int64_t now) {
 
 }  // namespace
 
-bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& stalls, int& handed) {
+bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& stalls, int& handed, bool& backlog) {
   Sched& s = sched();
   handed = 0;
+  backlog = false;
   if (s.exiting.load(std::memory_order_acquire)) return false;
   // Not while the world is stopped or set_max_procs runs (never waits).
   std::unique_lock<std::mutex> stw(s.stw_mu, std::try_to_lock);
@@ -1542,6 +1553,7 @@ bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& s
       continue;
     }
     busy = true;
+    backlog = backlog || !p->runq.empty();
     const std::uint32_t tick = progress(p);
     if (tick != p->mon_tick || p->mon_since == 0) {
       p->mon_tick = tick;
@@ -1558,8 +1570,9 @@ bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& s
         p->mon_reported = tick;
       }
     }
-    if (ran >= kStuckNs && stuck_with_work(s, p, now) && stuck_thread(p, now, ran) && hand_off(s, p, now)) ++handed;
+      if (ran >= kBlockedNs && stuck_with_work(s, p, now) && stuck_thread(p, now, ran) && hand_off(s, p, now)) ++handed;
   }
+  backlog = (backlog || s.gsize.load(std::memory_order_relaxed) != 0) && s.nidle.load(std::memory_order_relaxed) == 0;
   return busy;
 }
 

@@ -205,12 +205,15 @@ void plain_parked_threads(std::vector<PlainParked>& out);
 // hands the work of each P stuck for kStuckNs to a spare P. `stall_ns` > 0
 // asks for the goroutines that have run at least that long without a
 // scheduling point (each stall once). Returns whether any P is busy (the
-// monitor may sleep otherwise); `handed` counts the hand-offs made.
+// monitor may sleep otherwise); `handed` counts the hand-offs made;
+// `backlog`: goroutines wait in queues while no P is idle (the monitor then
+// looks again within 1 ms: a worker that blocks for a few ms at a time
+// would otherwise slip between rounds 10 ms apart).
 struct Stall {
   G* g;
   std::int64_t ran_ns;
 };
-bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& stalls, int& handed);
+bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& stalls, int& handed, bool& backlog);
 // The monitor is about to sleep with no timeout: true if it may (every P is
 // idle or dormant, re-checked after announcing the sleep); the first P to
 // leave the idle list then pokes it (diag::kSysmon). sysmon_awake() after.
