@@ -19,6 +19,8 @@
 // chan_leak: two senders left behind by a receiver that returned early, and
 //   one goroutine blocked on a channel main still holds (GORO_DEBUG=leaks=1
 //   reports the two, not the third).
+// stall: a goroutine computes 300 ms without a scheduling point
+//   (GORO_DEBUG=stalls=50 reports it, with its spawn site in stall_worker).
 // migrate: how many of 400 parks resumed on another OS thread (run with
 //   GORO_DEBUG=migrate=1).
 #include <goro/goro.h>
@@ -176,6 +178,17 @@ void own_handler(int) {
 
 }  // namespace
 
+// Spawns a goroutine that computes for 300 ms without calling into goro.
+__attribute__((noinline)) void stall_worker(goro::WaitGroup& wg) {
+  wg.go([] {
+    static std::atomic<std::uint64_t> sink{0};
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+    std::uint64_t x = 1;
+    while (std::chrono::steady_clock::now() < until) x = x * 6364136223846793005ULL + 1;
+    sink.store(x);
+  });
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) return 64;
   std::string mode = argv[1];
@@ -242,6 +255,14 @@ int main(int argc, char** argv) {
       held.recv();  // both hold their first mutex
       go_on.close();
       goro::sleep_for(300ms);  // the monitor reports meanwhile; then exit 0
+      std::puts("main done");
+    });
+  }
+  if (mode == "stall") {
+    return goro::run([] {
+      goro::WaitGroup wg;
+      stall_worker(wg);
+      wg.wait();
       std::puts("main done");
     });
   }
