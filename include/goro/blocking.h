@@ -11,9 +11,11 @@
 // from a plain thread, f simply runs on that thread. The result, or the
 // exception f throws, is returned to (rethrown in) the caller.
 //
-// goro does not detach a worker from its P during an ordinary syscall (Go
-// does); a goroutine that calls a blocking function directly blocks its
-// worker, and the goroutines queued on it wait. Wrap such calls in blocking().
+// A goroutine that calls a blocking function directly blocks its worker
+// thread; the runtime's monitor then moves the goroutines queued on that
+// worker to another thread within about 50 us (ARCHITECTURE "Hand-off"), so
+// nothing stalls, but each such call costs a hand-off and holds a thread.
+// blocking() is the explicit, cheaper way for calls known to block.
 #pragma once
 
 #include <goro/export.h>

@@ -4,16 +4,23 @@
 // A goroutine is a stackful task run by an M:N work-stealing scheduler: one
 // worker thread per P (max_procs() of them), each with a local run queue, a
 // shared global queue, and stealing between them. Scheduling is cooperative:
-// a goroutine runs until it blocks in a goro primitive, yields, or returns.
-// A goroutine that computes for a long time without doing so holds its worker
-// thread (there is no asynchronous preemption; see docs/ARCHITECTURE.md).
+// a goroutine runs until it blocks in a goro primitive, yields, or returns
+// (there is no asynchronous preemption; see docs/ARCHITECTURE.md). A
+// goroutine that blocks its OS thread (a read of a pipe or a file,
+// std::this_thread::sleep_for, a std::mutex, a blocking library) or computes
+// for long keeps its thread, but not the others' work: the runtime's monitor
+// moves the goroutines queued behind it to another thread (at once for a
+// thread asleep in the kernel, after 10 ms of computing; ARCHITECTURE
+// "Hand-off"). Each such goroutine costs a thread while it blocks (at most
+// 128 at once); goro::blocking runs many blocking calls more cheaply.
 //
 // Hazards a goroutine must know about (also in docs/ARCHITECTURE.md):
 //  - A goroutine can resume on a different OS thread after any blocking goro
 //    call. `thread_local` variables seen before and after such a call may be
 //    different objects; use them only between blocking calls.
 //  - Holding a std::mutex (or any OS-thread lock) across a blocking goro call
-//    can deadlock the worker thread; use goro::Mutex.
+//    blocks the thread of every goroutine that then waits for it (each costs
+//    a hand-off); use goro::Mutex.
 //
 // Every function here may be called from a goroutine or from a plain thread.
 #pragma once
