@@ -3,6 +3,7 @@
 //
 //   GOMAXPROCS=1 stall <sleep|read|compute|none> [stall_ms=1000]
 //   GOMAXPROCS=1 stall many [n=10000]
+//   stall idle        (CPU time over 3 s while every goroutine sleeps)
 //
 // While one goroutine stalls for stall_ms (std::this_thread::sleep_for; a
 // read() of a pipe that a plain thread writes to after stall_ms; or a loop
@@ -13,6 +14,7 @@
 //   kind=sleep procs=1 ticks=197/200 rtt_n=951 rtt_p50_ms=0.05 rtt_p99_ms=3.10 rtt_max_ms=4.20 threads=4
 // "none" is the same without the stall (the baseline).
 #include <goro/goro.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -102,9 +104,27 @@ int many(int n) {
   });
 }
 
+// `stall idle`: 100 goroutines sleep (goro::sleep_for) while main sleeps
+// 3 s; prints the CPU time the whole process used meanwhile.
+int idle() {
+  return goro::run([] {
+    for (int i = 0; i < 100; ++i) goro::go([] { goro::sleep_for(60s); });
+    goro::sleep_for(100ms);
+    rusage a{}, b{};
+    getrusage(RUSAGE_SELF, &a);
+    goro::sleep_for(3s);
+    getrusage(RUSAGE_SELF, &b);
+    auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    double cpu = secs(b.ru_utime) - secs(a.ru_utime) + secs(b.ru_stime) - secs(a.ru_stime);
+    std::printf("kind=idle procs=%d cpu_s_over_3s=%.3f\n", goro::max_procs(), cpu);
+    std::exit(0);  // the sleepers would keep the program for a minute
+  });
+}
+
 int main(int argc, char** argv) {
   const std::string kind = argc > 1 ? argv[1] : "sleep";
   if (kind == "many") return many(argc > 2 ? std::atoi(argv[2]) : 10000);
+  if (kind == "idle") return idle();
   const std::chrono::milliseconds d(argc > 2 ? std::atoi(argv[2]) : 1000);
   return goro::run([&] {
     goro::net::Listener ln = goro::net::listen("127.0.0.1:0");

@@ -90,7 +90,14 @@ void pool_thread() {
 void submit(void* a) {
   Job* j = static_cast<Job*>(a);
   Pool& p = pool();
-  std::unique_lock<std::mutex> lk(p.mu);
+  // On a worker (the park hook): a wait for the pool's lock is the
+  // runtime's own, not a stuck goroutine (see stuck_thread in sched.cc).
+  std::unique_lock<std::mutex> lk(p.mu, std::try_to_lock);
+  if (!lk.owns_lock()) {
+    rt::lock_wait_begin();
+    lk.lock();
+    rt::lock_wait_end();
+  }
   p.queue.push_back(j);
   if (p.idle >= static_cast<int>(p.queue.size())) {
     lk.unlock();
