@@ -141,8 +141,8 @@ TEST_P(HandOff, ManyBlockingCallsAllFinishWithBoundedThreads) {
 }
 
 // After the stall, GOMAXPROCS goroutines run again: the stuck worker's P
-// went dormant, so exactly max_procs() Ps are active (every one of them
-// counts as "running or idle"; none is left handed off).
+// went dormant, so at most max_procs() goroutines run at once (plus one per
+// hand-off made meanwhile, which the assertion allows).
 TEST_P(HandOff, TheStuckWorkerStepsAsideWhenItsGoroutineParks) {
   run([&] {
     progress_during([] { std::this_thread::sleep_for(100ms); });
@@ -150,6 +150,7 @@ TEST_P(HandOff, TheStuckWorkerStepsAsideWhenItsGoroutineParks) {
     // one: the stalled goroutine returned) and check the count of busy
     // goroutines a CPU-bound crowd can reach.
     std::atomic<int> inside{0}, most{0};
+    const std::uint64_t handoffs_before = runtime_stats().handoffs;
     WaitGroup wg;
     for (int i = 0; i < 8; ++i) {
       wg.go([&] {
@@ -167,7 +168,11 @@ TEST_P(HandOff, TheStuckWorkerStepsAsideWhenItsGoroutineParks) {
       });
     }
     wg.wait();
-    EXPECT_LE(most.load(), max_procs());
+    // A hand-off during the crowd (a loaded machine can keep one of these
+    // goroutines from a scheduling point for 10 ms) lets one more run on
+    // until it yields; none is left over from the stall above.
+    EXPECT_LE(static_cast<std::uint64_t>(most.load()),
+              static_cast<std::uint64_t>(max_procs()) + (runtime_stats().handoffs - handoffs_before));
   });
 }
 
