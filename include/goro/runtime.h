@@ -12,7 +12,7 @@
 // moves the goroutines queued behind it to another thread (at once for a
 // thread asleep in the kernel, after 10 ms of computing; ARCHITECTURE
 // "Hand-off"). Each such goroutine costs a thread while it blocks (at most
-// 128 at once); goro::blocking marks a call known to block (goro/blocking.h).
+// 128 at once); goro::blocking runs a call known to block on a pool thread.
 //
 // Hazards a goroutine must know about (also in docs/ARCHITECTURE.md):
 //  - A goroutine can resume on a different OS thread after any blocking goro

@@ -1,5 +1,4 @@
-// src/blocking/blocking.cc: goro::blocking(): inline with a hand-off, or,
-// when no spare worker can take the hand-off, on a thread pool.
+// src/blocking/blocking.cc: the thread pool behind goro::blocking().
 //
 // A goroutine hands its job to the pool inside park()'s unlock hook (after
 // its context is saved), so the pool thread's ready() can never overtake
@@ -18,7 +17,6 @@
 #include "arch/sanitizer.h"
 #include "diag/monitor.h"
 #include "sched/fatal.h"
-#include "sched/futex.h"
 #include "sched/sched.h"
 
 namespace goro {
@@ -129,29 +127,6 @@ void blocking_run(void (*fn)(void*) noexcept, void* arg) {
     fn(arg);
     return;
   }
-  // Inline, as Go runs a system call: on this goroutine's own thread, marked
-  // so that the monitor moves its P's waiting work to another thread within
-  // about 50 us (ARCHITECTURE "Hand-off"). Measured on the du shape (20
-  // listings in flight): 0.54-0.63 s inline against 0.94-0.99 s through the
-  // pool, which pays a thread wake-up and a cross-thread ready per call.
-  rt::P* p = nullptr;
-  {
-    arch::SanRuntimeScope san;
-    p = rt::blocking_enter(g);
-    if (p != nullptr) g_inflight.fetch_add(1, std::memory_order_seq_cst);
-  }
-  if (p != nullptr) {
-    // Dumps show it as "[blocking]", as before (and as Go shows "[syscall]").
-    __atomic_store_n(&g->wait_since_ns, rt::coarse_now_ns(), __ATOMIC_RELAXED);
-    __atomic_store_n(&g->wait_reason, rt::kInBlocking, __ATOMIC_RELAXED);
-    fn(arg);  // user code: outside the runtime's scope
-    __atomic_store_n(&g->wait_reason, nullptr, __ATOMIC_RELAXED);
-    arch::SanRuntimeScope san;
-    g_inflight.fetch_sub(1, std::memory_order_seq_cst);
-    rt::blocking_leave(p, g);
-    return;
-  }
-  // No hand-off to be had (every spare worker in use): the pool runs it.
   arch::SanRuntimeScope san;
   Job j{fn, arg, g, arch::san_edge_begin()};
   g_inflight.fetch_add(1, std::memory_order_seq_cst);

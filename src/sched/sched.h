@@ -134,13 +134,9 @@ struct P {
   std::uint32_t mon_reported = UINT32_MAX;
   std::int64_t mon_sample_at = 0, mon_run_ns = 0, mon_wait_ns = 0;  // the thread's CPU times then
   int mon_asleep = 0;  // sample windows in a row that found its thread asleep
-  std::int64_t mon_s_at = 0, mon_s_run = 0;  // first round that found it asleep ('S'), its CPU time then
   // Threads of this P blocked in the slow path of a runtime lock (its own
   // thread only writes; the monitor reads): not stuck, just contended.
   std::atomic<std::uint32_t> lock_waits{0};
-  // The goroutine that entered goro::blocking's inline path on this P
-  // (blocking_enter); it counts as in a blocking call while it is curg.
-  std::atomic<G*> blocking_g{nullptr};
   // Set by this P's thread while it waits in stop_wait (a stopped world).
   std::atomic<bool> stw_stopped{false};
 };
@@ -232,20 +228,6 @@ bool sched_quiescent(std::uint64_t& epoch, std::vector<pid_t>* tids);
 // Flushes stdio from a helper thread, waiting at most 100 ms (a goroutine
 // still running may hold a stdio lock). For exits that skip the destructors.
 void flush_stdio_bounded();
-
-// goro::blocking's inline path (Go's entersyscall/exitsyscall): the calling
-// goroutine g runs the call on its own thread, marked so that the monitor
-// hands its P's waiting work off as soon as it has been stuck kBlockedNs,
-// without asking the kernel. blocking_enter returns the P to pass to
-// blocking_leave, or null if no hand-off could be had now (every spare in
-// use: the caller then uses the pool). blocking_leave yields if the P was
-// handed off meanwhile, so the thread steps aside at once.
-P* blocking_enter(G* g);
-// The wait reason a goroutine running goro::blocking's call inline shows
-// (set in G::wait_reason while its status stays `running`): dumps print
-// it as Go prints "[syscall]".
-inline constexpr const char* kInBlocking = "blocking";
-void blocking_leave(P* p, G* g);
 
 // Around a runtime lock's futex wait (RawMutex::lock_slow), on any thread.
 void lock_wait_begin();
