@@ -1,5 +1,5 @@
 // bench/stall: how much of a program keeps running while one goroutine blocks
-// its OS thread (issue: "a stuck goroutine never stalls the others").
+// its OS thread (ARCHITECTURE "Hand-off").
 //
 //   GOMAXPROCS=1 stall <sleep|read|compute|none> [stall_ms=1000]
 //   GOMAXPROCS=1 stall many [n=10000]
