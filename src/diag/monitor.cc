@@ -50,6 +50,8 @@ std::vector<RuntimeThread>& runtime_tids() {
 // Runtime threads created (or about to be) that have not yet registered;
 // decremented under g_threads_mu by runtime_thread_add.
 std::atomic<int> g_threads_starting{0};
+// Registrations so far; written under g_threads_mu.
+std::uint64_t g_threads_generation = 0;
 
 // Drops the entries of runtime threads that have ended. An ending thread
 // stays listed (as exiting) until it is gone from /proc/self/task: between
@@ -134,13 +136,10 @@ bool deadlocked(bool& settling) {
   if (!sched_quiescent(e1, &known)) return false;
   const std::size_t parked_plain = known.size() - static_cast<std::size_t>(sched_counts().started);
   if (goro::num_goroutines() == 0 && parked_plain == 0) return false;  // nothing is blocked
-  {
-    std::lock_guard<std::mutex> lk(g_threads_mu);
-    prune_exited_locked();
-    for (const RuntimeThread& t : runtime_tids()) known.push_back(t.tid);
-  }
+  std::uint64_t generation = 0;
+  for (const RuntimeThread& t : runtime_threads(&generation)) known.push_back(t.tid);
   if (!only_threads(known)) {
-    settling = runtime_threads_settling();
+    settling = runtime_threads_settling(generation);
     return false;
   }
   return sched_quiescent(e2, nullptr) && e1 == e2;
@@ -366,12 +365,14 @@ void runtime_thread_add(const void* entry_frame) {
   pid_t tid = gettid();
   std::lock_guard<std::mutex> lk(g_threads_mu);
   runtime_tids().push_back({tid, reinterpret_cast<std::uintptr_t>(entry_frame), false});
+  ++g_threads_generation;
   g_threads_starting.fetch_sub(1, std::memory_order_relaxed);
 }
 
-std::vector<RuntimeThread> runtime_threads() {
+std::vector<RuntimeThread> runtime_threads(std::uint64_t* generation) {
   std::lock_guard<std::mutex> lk(g_threads_mu);
   prune_exited_locked();
+  if (generation != nullptr) *generation = g_threads_generation;
   return runtime_tids();
 }
 
@@ -383,8 +384,11 @@ void runtime_thread_exiting() {
   }
 }
 
-bool runtime_threads_settling() {
+bool runtime_threads_settling(std::uint64_t generation) {
   std::lock_guard<std::mutex> lk(g_threads_mu);
+  // A thread seen unregistered that has registered since: the check that
+  // saw it raced with its registration, not with a user's thread.
+  if (g_threads_generation != generation) return true;
   if (g_threads_starting.load(std::memory_order_relaxed) > 0) return true;
   prune_exited_locked();
   for (const RuntimeThread& t : runtime_tids()) {

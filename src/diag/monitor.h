@@ -41,11 +41,16 @@ struct RuntimeThread {
   std::uintptr_t entry_frame;
   bool exiting;
 };
-std::vector<RuntimeThread> runtime_threads();
-// Whether a runtime thread is starting (not yet registered) or ending (not
-// yet gone): a check that found a thread it does not know may pass if it
-// tries again once these have settled.
-bool runtime_threads_settling();
+// The registered threads; `generation` (if given) is the registry's count of
+// registrations at the same instant.
+std::vector<RuntimeThread> runtime_threads(std::uint64_t* generation = nullptr);
+// Whether a check that read the registry at `generation` and then found a
+// thread it does not know may pass if it tries again: a runtime thread is
+// starting (not yet registered) or ending (not yet gone), or one registered
+// after the check read the registry. False means the unknown thread was
+// never the runtime's: every runtime thread is counted as starting from
+// before it exists until it registers.
+bool runtime_threads_settling(std::uint64_t generation);
 // A thread's scheduling state as /proc/self/task/<tid>/stat says ('R'
 // running or runnable, 'S' asleep interruptibly, 'D' uninterruptibly, ...);
 // '?' if it cannot be read.

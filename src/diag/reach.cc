@@ -147,6 +147,7 @@ struct Proof {
   std::uintptr_t omin = 0, ospan = 0;
   G* caller = nullptr;
   std::uintptr_t caller_sp = 0;
+  std::uint64_t threads_generation = 0;  // the runtime thread registry's, when read
   pid_t pid = 0;
   bool overflow = false;
 };
@@ -314,7 +315,7 @@ struct Reach {
 // and plain threads parked in goro. Fills the stack spans below each one's
 // entry frame or stack mark (runtime frames and dead slots, not scanned).
 bool threads_known(Proof& pr, Vec<Span>& maps, pid_t self) {
-  std::vector<RuntimeThread> rts = runtime_threads();
+  std::vector<RuntimeThread> rts = runtime_threads(&pr.threads_generation);
   std::vector<PlainParked> plain;
   plain_parked_threads(plain);
   std::vector<pid_t> known{self};
@@ -462,7 +463,8 @@ __attribute__((noinline)) bool prove(Proof& pr, std::vector<std::uint64_t>& out)
 
 // Entered with every callee-saved register spilled into this frame: the
 // caller's values are in memory at or above `mark`.
-__attribute__((noinline)) bool blocked_forever_ids_impl(std::vector<std::uint64_t>& out) {
+// `generation`: the thread registry's, as the proof read it.
+__attribute__((noinline)) bool blocked_forever_ids_impl(std::vector<std::uint64_t>& out, std::uint64_t& generation) {
   __builtin_unwind_init();
   Arena arena(std::size_t{1} << 32);
   Proof* mem = arena.alloc<Proof>(1);
@@ -480,6 +482,7 @@ __attribute__((noinline)) bool blocked_forever_ids_impl(std::vector<std::uint64_
   bool ok = (w.all_stopped || no_proof("a P did not stop")) && prove(pr, ids);
   start_the_world(w);
   asm volatile("" ::: "memory");
+  generation = pr.threads_generation;
   if (ok) out = std::move(ids);
   return ok;
 }
@@ -526,8 +529,9 @@ bool blocked_forever_ids(std::vector<std::uint64_t>& out) {
   // name yet; it settles in microseconds (milliseconds on a loaded
   // machine), so try again while one does, for up to about a second.
   for (int attempt = 0;; ++attempt) {
-    if (blocked_forever_ids_impl(out)) break;
-    if (attempt == 200 || !reason_is(g_no_proof, kUnknownThread) || !runtime_threads_settling()) return false;
+    std::uint64_t generation = 0;
+    if (blocked_forever_ids_impl(out, generation)) break;
+    if (attempt == 200 || !reason_is(g_no_proof, kUnknownThread) || !runtime_threads_settling(generation)) return false;
     std::this_thread::sleep_for(std::chrono::microseconds(attempt < 10 ? 100 : 5000));
   }
   std::sort(out.begin(), out.end());

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common.h"
+#include "diag/monitor.h"
 
 namespace goro::test {
 namespace {
@@ -239,6 +240,38 @@ TEST(BlockedForever, RuntimeThreadsStartingDoNotHideALeak) {
     }
   }
   set_max_procs(before);
+}
+
+// The race CI hit: a check reads the thread registry, a runtime thread then
+// registers, the check then meets that thread in /proc/self/task and asks
+// whether to try again. Nothing is starting any more, so "is a thread
+// starting?" said no and the proof gave up; the registration since the read
+// must say yes.
+TEST(BlockedForever, ThreadRegisteredSinceTheCheckReadTheRegistryIsSettling) {
+  std::uint64_t generation = 0;
+  (void)rt::diag::runtime_threads(&generation);
+  std::atomic<int> stage{0};
+  rt::diag::start_runtime_thread([&stage] {
+    rt::diag::runtime_thread_add(__builtin_frame_address(0));
+    stage.store(1);
+    while (stage.load() != 2) std::this_thread::sleep_for(1ms);
+    rt::diag::runtime_thread_exiting();
+    stage.store(3);
+  });
+  while (stage.load() != 1) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(rt::diag::runtime_threads_settling(generation));
+  stage.store(2);
+  while (stage.load() != 3) std::this_thread::sleep_for(1ms);
+  // Once the thread is gone and the registry read again, nothing settles.
+  for (int i = 0; i < 20000; ++i) {
+    std::uint64_t now = 0;
+    (void)rt::diag::runtime_threads(&now);
+    if (!rt::diag::runtime_threads_settling(now)) break;
+    std::this_thread::sleep_for(1ms);
+  }
+  std::uint64_t now = 0;
+  (void)rt::diag::runtime_threads(&now);
+  EXPECT_FALSE(rt::diag::runtime_threads_settling(now));
 }
 
 // ---- never false: each goroutine below is blocked now, but something can
