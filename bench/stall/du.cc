@@ -3,7 +3,8 @@
 // (a counting semaphore), each file's size sent on a channel and summed by
 // main. A listing is opendir/readdir plus an lstat of every entry (Go's
 // ioutil.ReadDir); it blocks its thread, so it runs either through
-// goro::blocking (on the pool) or directly (left to the hand-off).
+// goro::blocking (inline on the system stack, handed off as soon as it
+// sleeps) or directly (left to the hand-off).
 //
 //   du <blocking|direct> [root=/usr]
 //

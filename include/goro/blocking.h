@@ -4,23 +4,26 @@
 //
 //   auto text = goro::blocking([&] { return read_whole_file(path); });
 //
-// Called from a goroutine, f runs on a thread of a separate pool while the
-// goroutine parks; its worker thread goes on running other goroutines. The
-// pool grows on demand (one thread per concurrent blocking call, up to 1024;
-// beyond that calls queue) and idle pool threads exit after 10 s. Called
-// from a plain thread, f simply runs on that thread. The result, or the
-// exception f throws, is returned to (rethrown in) the caller.
+// Called from a goroutine, f runs on the goroutine's own thread, as Go runs
+// a system call, on a stack of a thread's size (8 MiB, the worker's "system
+// stack": deep libraries such as getaddrinfo or libdw do not fit in a
+// goroutine's stack), marked as a blocking call: as soon as the runtime's
+// monitor sees the thread off the CPU, it moves the goroutines queued behind
+// it to another thread (ARCHITECTURE "Hand-off"), so nothing stalls; a call
+// that returns sooner costs little more than a function call. Inside f the
+// thread acts as a plain thread: a goro primitive f uses (a channel, a
+// Mutex) blocks the thread, not the goroutine. When 128 such calls already
+// hold threads, f runs on a thread of a separate pool (up to 1024 threads;
+// beyond that calls queue) while the goroutine parks. Called from a plain
+// thread, f simply runs on that thread. The result, or the exception f
+// throws, is returned to (rethrown in) the caller. The goroutine shows as
+// "[blocking]" in dumps, and no deadlock is reported while a call runs.
 //
-// A goroutine that calls a blocking function directly blocks its worker
-// thread; the runtime's monitor then moves the goroutines queued on that
-// worker to another thread once it has seen the thread asleep in the kernel
-// (twice, 50 us apart; ARCHITECTURE "Hand-off"), so nothing stalls, but
-// each such call costs a hand-off and runs on the goroutine's own (small)
-// stack. blocking() is the explicit way: no hand-off, the pool thread's
-// full-size stack (deep libraries such as getaddrinfo or libdw need it),
-// and the goroutine shows as "[blocking]" in dumps. For short calls the
-// pool's wake-up costs more than a hand-off (bench/stall/du: 0.94-0.99 s
-// through blocking(), 0.58-0.62 s direct).
+// A goroutine that calls a blocking function directly gets the same
+// hand-off, a little later (the monitor must first see its thread asleep in
+// the kernel twice, 50 us apart, or computing for 10 ms), and the call runs
+// on the goroutine's own (small) stack. For calls known to block, blocking()
+// is the way: sooner hand-off, large stack, visible in dumps.
 #pragma once
 
 #include <goro/export.h>
@@ -33,8 +36,9 @@
 namespace goro {
 
 namespace detail {
-// Runs fn(arg) on a pool thread and parks the calling goroutine until it
-// returns; calls it directly on a plain thread. fn must not throw.
+// From a goroutine: runs fn(arg) on the thread's system stack (or, with no
+// hand-off to be had, on a pool thread while the goroutine parks). On a
+// plain thread: calls it directly. fn must not throw.
 GORO_EXPORT void blocking_run(void (*fn)(void*) noexcept, void* arg);
 }  // namespace detail
 

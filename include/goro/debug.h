@@ -5,8 +5,9 @@
 // Each may be called at any time from a goroutine or a plain thread. A dump
 // stops the world only while it copies the goroutines' descriptors and the
 // live part of parked goroutines' stacks; unwinding and naming the frames
-// happen afterwards, while everything runs again (from a goroutine, on the
-// goro::blocking pool, so its processor is not held).
+// happen afterwards, while everything runs again (from a goroutine, through
+// goro::blocking: on a thread-sized stack, and the goroutines queued behind
+// it move to another thread if it takes long).
 //
 // Environment (read at runtime start):
 //   GORO_SIGQUIT=0      leave SIGQUIT alone (default: a dump to stderr and

@@ -21,8 +21,8 @@
 // ":80" (listen: every interface, IPv6 and IPv4; dial: this machine). Port 0
 // in listen picks a free port; address() tells which; ports are numeric (no
 // service names). Names other than
-// literals are resolved with getaddrinfo on the blocking pool
-// (goro/blocking.h), so resolution parks only the calling goroutine.
+// literals are resolved with getaddrinfo through goro::blocking
+// (goro/blocking.h), so resolution holds up only the calling goroutine.
 //
 // Conn and Listener are reference handles, like Chan and like Go's net.Conn
 // values: copies share one socket, so a reader goroutine and a writer

@@ -12,7 +12,8 @@
 // moves the goroutines queued behind it to another thread (at once for a
 // thread asleep in the kernel, after 10 ms of computing; ARCHITECTURE
 // "Hand-off"). Each such goroutine costs a thread while it blocks (at most
-// 128 at once); goro::blocking runs a call known to block on a pool thread.
+// 128 at once); goro::blocking marks a call known to block and runs it on a
+// thread-sized stack (goro/blocking.h).
 //
 // Hazards a goroutine must know about (also in docs/ARCHITECTURE.md):
 //  - A goroutine can resume on a different OS thread after any blocking goro

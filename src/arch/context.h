@@ -15,6 +15,10 @@
 
 extern "C" {
 void* goro_ctx_switch(void** save, void* load, void* transfer);
+// Calls fn(arg) on another stack, whose highest address is `top` (16-byte
+// aligned), and returns on the caller's (goro::blocking's system stack).
+// Unwinders walk from fn's frames back to the caller's.
+void goro_call_on_stack(void* arg, void (*fn)(void*), void* top);
 }
 
 namespace goro::arch {

@@ -67,4 +67,31 @@ goro_ctx_trampoline:
     .cfi_endproc
     .size goro_ctx_trampoline, .-goro_ctx_trampoline
 
+/* void goro_call_on_stack(void* arg /x0/, void (*fn)(void*) /x1/, void* top /x2/);
+ * Calls fn(arg) with sp at `top` (16-byte aligned) and returns on the
+ * caller's stack; x29 (callee-saved) holds the caller's frame across the
+ * call, and the CFI and the frame record say so to unwinders. */
+    .globl goro_call_on_stack
+    .type goro_call_on_stack, %function
+    .p2align 4
+goro_call_on_stack:
+    .cfi_startproc
+    stp x29, x30, [sp, #-16]!
+    .cfi_def_cfa_offset 16
+    .cfi_offset x29, -16
+    .cfi_offset x30, -8
+    mov x29, sp
+    .cfi_def_cfa_register x29
+    mov sp, x2
+    blr x1
+    mov sp, x29
+    .cfi_def_cfa_register sp
+    ldp x29, x30, [sp], #16
+    .cfi_def_cfa_offset 0
+    .cfi_restore x29
+    .cfi_restore x30
+    ret
+    .cfi_endproc
+    .size goro_call_on_stack, .-goro_call_on_stack
+
     .section .note.GNU-stack,"",%progbits

@@ -63,4 +63,31 @@ goro_ctx_trampoline:
     .cfi_endproc
     .size goro_ctx_trampoline, .-goro_ctx_trampoline
 
+/* void goro_call_on_stack(void* arg /rdi/, void (*fn)(void*) /rsi/, void* top /rdx/);
+ *
+ * Calls fn(arg) with the stack pointer at `top` (16-byte aligned: the call's
+ * push leaves fn the usual entry alignment) and returns on the caller's
+ * stack. rbp holds the caller's stack pointer across the call (callee-saved,
+ * so fn preserves it); the CFI says so, so unwinders and debuggers walk from
+ * fn's frames back onto the caller's stack, and the frame-pointer chain
+ * links there too. */
+    .globl goro_call_on_stack
+    .type goro_call_on_stack, @function
+    .p2align 4
+goro_call_on_stack:
+    .cfi_startproc
+    pushq %rbp
+    .cfi_def_cfa_offset 16
+    .cfi_offset rbp, -16
+    movq %rsp, %rbp
+    .cfi_def_cfa_register rbp
+    movq %rdx, %rsp
+    callq *%rsi
+    movq %rbp, %rsp
+    popq %rbp
+    .cfi_def_cfa rsp, 8
+    ret
+    .cfi_endproc
+    .size goro_call_on_stack, .-goro_call_on_stack
+
     .section .note.GNU-stack,"",@progbits

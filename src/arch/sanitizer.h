@@ -259,6 +259,32 @@ inline void san_finish_switch(void* fake_stack, SanFiber* from) {
 #endif
 }
 
+// ASan only: the running context moves to another stack for one call
+// (goro_call_on_stack) and back. Before the move: san_stack_leave with the
+// new stack's bounds (`fake_stack` receives the left stack's fake-stack
+// handle, or pass nullptr when leaving a stack for good); first thing after
+// it: san_stack_arrive with that handle (nullptr on a fresh stack), which
+// may return the bounds of the stack left. TSan needs nothing: the call
+// stays in the same fiber.
+inline void san_stack_leave(void** fake_stack, const void* bottom, std::size_t size) {
+#if GORO_ASAN
+  __sanitizer_start_switch_fiber(fake_stack, bottom, size);
+#else
+  (void)fake_stack;
+  (void)bottom;
+  (void)size;
+#endif
+}
+inline void san_stack_arrive(void* fake_stack, const void** old_bottom, std::size_t* old_size) {
+#if GORO_ASAN
+  __sanitizer_finish_switch_fiber(fake_stack, old_bottom, old_size);
+#else
+  (void)fake_stack;
+  (void)old_bottom;
+  (void)old_size;
+#endif
+}
+
 // A goroutine's fiber: created inside the caller's scope (sync ignored, so
 // it inherits no history), and put in a scope of its own at once, because
 // the first code it runs is the scheduler's (the tail of the switch and

@@ -1,4 +1,14 @@
-// src/blocking/blocking.cc: the thread pool behind goro::blocking().
+// src/blocking/blocking.cc: goro::blocking(): inline on the P's system
+// stack with a hand-off, or, when no spare worker can take the hand-off, on
+// a thread pool.
+//
+// Inline (Go's entersyscall, and its cgo calls' switch to the system
+// stack): the call runs on this goroutine's own thread, on its P's 8 MiB
+// system stack (deep libraries overflow a goroutine's 128 KiB), with the
+// thread a plain thread for the duration (sched.h, blocking_enter). The
+// monitor hands the P's waiting work to another thread as soon as it sees
+// the thread off the CPU. Measured on the du shape (bench/stall/du): see
+// ARCHITECTURE "Hand-off".
 //
 // A goroutine hands its job to the pool inside park()'s unlock hook (after
 // its context is saved), so the pool thread's ready() can never overtake
@@ -14,9 +24,11 @@
 #include <thread>
 
 #include "goro/blocking.h"
+#include "arch/context.h"
 #include "arch/sanitizer.h"
 #include "diag/monitor.h"
 #include "sched/fatal.h"
+#include "sched/futex.h"
 #include "sched/sched.h"
 
 namespace goro {
@@ -117,6 +129,35 @@ void submit(void* a) {
   }
 }
 
+// A call on the system stack; the goroutine stack's bounds are kept here
+// for the way back (ASan).
+struct OnStack {
+  void (*fn)(void*) noexcept;
+  void* arg;
+  const void* back_bottom = nullptr;
+  std::size_t back_size = 0;
+};
+
+void on_system_stack(void* a) {
+  auto* c = static_cast<OnStack*>(a);
+  arch::san_stack_arrive(nullptr, &c->back_bottom, &c->back_size);
+  c->fn(c->arg);
+  arch::san_stack_leave(nullptr, c->back_bottom, c->back_size);  // this stack's frames are done
+}
+
+// Runs fn(arg) on `st`, a stack no other frame uses now.
+void call_on(rt::Stack* st, void (*fn)(void*) noexcept, void* arg) {
+  // TSan: the calls of different goroutines share this stack but no
+  // history; a fresh shadow keeps their stack slots from posing as races.
+  if (!arch::san_fresh_stack(st->lo, st->size())) rt::fatal("goro::blocking: cannot re-map the system stack");
+  OnStack c{fn, arg};
+  void* fake = nullptr;
+  arch::san_stack_leave(&fake, st->lo, st->size());
+  goro_call_on_stack(&c, &on_system_stack, st->hi);
+  arch::san_stack_arrive(fake, nullptr, nullptr);
+  if (!st->guarded && !rt::stack_canary_ok(st)) rt::fatal("stack overflow in a goro::blocking call (system stack)");
+}
+
 }  // namespace
 
 namespace detail {
@@ -127,6 +168,24 @@ void blocking_run(void (*fn)(void*) noexcept, void* arg) {
     fn(arg);
     return;
   }
+  rt::P* p = nullptr;
+  {
+    arch::SanRuntimeScope san;
+    p = rt::blocking_enter(g);
+    if (p != nullptr) g_inflight.fetch_add(1, std::memory_order_seq_cst);
+  }
+  if (p != nullptr) {
+    // Dumps show it as "[blocking]", as before (and as Go shows "[syscall]").
+    __atomic_store_n(&g->wait_since_ns, rt::coarse_now_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&g->wait_reason, static_cast<const char*>(rt::kInBlocking), __ATOMIC_RELAXED);
+    call_on(p->sysstack, fn, arg);  // user code: outside the runtime's scope
+    __atomic_store_n(&g->wait_reason, nullptr, __ATOMIC_RELAXED);
+    arch::SanRuntimeScope san;
+    g_inflight.fetch_sub(1, std::memory_order_seq_cst);
+    rt::blocking_leave(p, g);
+    return;
+  }
+  // No hand-off to be had (every spare worker in use): the pool runs it.
   arch::SanRuntimeScope san;
   Job j{fn, arg, g, arch::san_edge_begin()};
   g_inflight.fetch_add(1, std::memory_order_seq_cst);

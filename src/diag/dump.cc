@@ -23,7 +23,7 @@ namespace {
 
 const char* state_text(const GSnap& g) {
   switch (g.status) {
-    case GStatus::running: return "running";
+    case GStatus::running: return g.wait_reason != nullptr ? g.wait_reason : "running";  // kInBlocking
     case GStatus::runnable: return "runnable";
     case GStatus::waiting: return g.wait_reason != nullptr ? g.wait_reason : "waiting";
     default: return "dead";
@@ -31,7 +31,7 @@ const char* state_text(const GSnap& g) {
 }
 
 std::int64_t waited_ms(const Snapshot& s, const GSnap& g) {
-  if (g.status != GStatus::waiting || g.wait_since_ns == 0) return 0;
+  if ((g.status != GStatus::waiting && g.wait_reason == nullptr) || g.wait_since_ns == 0) return 0;
   std::int64_t d = s.taken_ns - g.wait_since_ns;
   return d > 0 ? d / 1'000'000 : 0;
 }
@@ -339,7 +339,7 @@ std::vector<GoroutineInfo> goroutines() {
     i.id = g.id;
     i.parent_id = g.parent_id;
     i.state = rt::diag::state_text(g);
-    if (g.status == rt::GStatus::waiting) {
+    if (g.status == rt::GStatus::waiting || g.wait_reason != nullptr) {
       i.wait_reason = i.state;
       i.waiting_for = std::chrono::milliseconds(rt::diag::waited_ms(s, g));
     }

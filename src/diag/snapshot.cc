@@ -77,6 +77,15 @@ void collect(G* g, void* arg) {
   n.is_caller = g == c.caller;
   n.self = g;
   n.where = g->where;
+  if (st == GStatus::running) {
+    // In goro::blocking's inline call: shown with that reason (racy reads
+    // of a running goroutine's fields: a hint, as its state is).
+    const char* r = __atomic_load_n(&g->wait_reason, __ATOMIC_RELAXED);
+    if (r == kInBlocking) {
+      n.wait_reason = r;
+      n.wait_since_ns = __atomic_load_n(&g->wait_since_ns, __ATOMIC_RELAXED);
+    }
+  }
   if (st == GStatus::waiting) {
     n.wait_reason = g->wait_reason;
     n.wait_since_ns = g->wait_since_ns;

@@ -80,6 +80,13 @@ void fault_handler(int sig, siginfo_t* info, void* uctx) {
     m.write();
     _exit(2);
   }
+  if (InlineCall c = inline_call(); c.g != nullptr && stack_guard_hit(info->si_addr, c.stack)) {
+    MsgBuf m;
+    m.str("fatal error: stack overflow\n\n").num(c.stack->size()).str("-byte system stack exhausted by a goro::blocking call in goroutine ");
+    m.num(c.g->id).str(", created at ").str(c.g->where.file_name()).str(":").num(c.g->where.line()).str("\n");
+    m.write();
+    _exit(2);
+  }
   // Not ours: hand over to whatever handler was there before, or die of the
   // signal as the default action would.
   const struct sigaction& old = sig == SIGSEGV ? g_old_segv : g_old_bus;

@@ -132,6 +132,7 @@ Sched& sched() {
 }
 
 thread_local P* tls_p = nullptr;
+thread_local InlineCall tls_inline;  // see inline_call()
 
 extern bool g_migrate;  // GORO_DEBUG=migrate=1, see migrate_filter
 bool migrate_keep(P* p, P* q);
@@ -1146,6 +1147,39 @@ G& thread_g() {
 
 }  // namespace
 
+P* blocking_enter(G* g) {
+  Sched& s = sched();
+  P* p = current_p();
+  if (p == nullptr || !p->active.load(std::memory_order_relaxed)) return nullptr;
+  // A hand-off needs a spare: a dormant P or room for a new one, and fewer
+  // than kMaxHandedOff handed off (read racily: a hint; when it is wrong the
+  // call still runs, and at worst its P's work waits, as with no spare).
+  const int started = s.nstarted.load(std::memory_order_acquire);
+  int handed = 0;
+  for (int i = 0; i < started; ++i) {
+    P* q = s.ps[i];
+    handed += !q->active.load(std::memory_order_relaxed) && !q->dormant.load(std::memory_order_relaxed) ? 1 : 0;
+  }
+  if (handed >= kMaxHandedOff) return nullptr;
+  if (p->sysstack == nullptr) p->sysstack = stack_alloc_global(stack_class_for(kSystemStackBytes));
+  p->blocking_g.store(g, std::memory_order_relaxed);
+  tls_inline = {g, p->sysstack};
+  tls_p = nullptr;  // a plain thread until blocking_leave
+  return p;
+}
+
+void blocking_leave(P* p, G* g) {
+  tls_p = p;  // g could not park meanwhile: still on this thread and P
+  tls_inline = {};
+  G* expected = g;
+  p->blocking_g.compare_exchange_strong(expected, nullptr, std::memory_order_relaxed);
+  if (!p->active.load(std::memory_order_acquire)) goro::yield();  // handed off meanwhile
+}
+
+InlineCall inline_call() { return tls_inline; }
+
+const char kInBlocking[] = "blocking";
+
 void lock_wait_begin() {
   if (P* p = tls_p) p->lock_waits.fetch_add(1, std::memory_order_relaxed);
 }
@@ -1315,16 +1349,19 @@ void stop_the_world(WorldStop& w, std::int64_t timeout_ns) {
   lock_stw(s);
   w.self = current_p();
   s.stopping.store(true, std::memory_order_seq_cst);
-  // Not waited for: a handed-off P (its goroutine blocks its thread): it
-  // reaches no scheduling point soon, and it cannot resume another
-  // goroutine before it does. It still counts against all_stopped.
+  // Not waited for: a P whose goroutine blocks its thread (handed off, or
+  // inside goro::blocking's inline call): it reaches no scheduling point
+  // soon, and it cannot resume another goroutine before it does. It still
+  // counts against all_stopped.
   bool skip[kMaxSlots] = {};
   s.lock.lock();
   w.nprocs = s.nstarted.load(std::memory_order_relaxed);
   for (int i = 0; i < w.nprocs; ++i) {
     P* q = s.ps[i];
     w.was_active[i] = q->active.load(std::memory_order_relaxed);
-    skip[i] = !w.was_active[i] && !q->dormant.load(std::memory_order_relaxed);
+    G* bg = q->blocking_g.load(std::memory_order_relaxed);
+    skip[i] = (!w.was_active[i] && !q->dormant.load(std::memory_order_relaxed)) ||
+              (bg != nullptr && bg == __atomic_load_n(&q->curg, __ATOMIC_RELAXED));
     q->active.store(false, std::memory_order_release);
   }
   s.lock.unlock();
@@ -1428,8 +1465,9 @@ bool stuck_with_work(Sched& s, P* p, std::int64_t now) {
 // scheduling point while work waits, is stuck in a way a hand-off cures.
 // The kernel tells (/proc/self/task/<tid>/stat and schedstat):
 //  - asleep, interruptibly ('S': a read of a pipe or socket, a sleep, a
-//    futex such as a std::mutex): a blocking call -> hand off now, as Go's
-//    sysmon does for a P in a syscall after one tick;
+//    futex such as a std::mutex) in two rounds kBlockedNs apart with no
+//    CPU time in between: a blocking call -> hand off, as Go's sysmon does
+//    for a P in a syscall after one tick;
 //  - asleep uninterruptibly ('D': disk I/O, or the kernel's own locks, as a
 //    page fault waits on a loaded machine) -> hand off once two sample
 //    windows of 2 ms running found it off the CPU and not waiting for one;
@@ -1446,10 +1484,27 @@ bool stuck_thread(P* p, std::int64_t now, std::int64_t ran) {
   if (p->lock_waits.load(std::memory_order_relaxed) != 0) return false;
   const pid_t tid = p->tid.load(std::memory_order_acquire);
   const char state = tid != 0 ? diag::thread_state(tid) : '?';
-  if (state == 'S') return true;
-  if (ran < kStuckNs) return false;
+  // Inside goro::blocking's inline path and off the CPU: the call the
+  // program said would block; no second look needed. (On the CPU, it is
+  // judged like any computation: a directory listing served from the
+  // cache is work, and handing it off only costs.)
+  G* bg = p->blocking_g.load(std::memory_order_relaxed);
+  if (bg != nullptr && bg == __atomic_load_n(&p->curg, __ATOMIC_RELAXED) && state != 'R') return true;
   std::int64_t run = 0, wait = 0;
-  if (state == '?' || !diag::thread_cpu_times(tid, run, wait)) return true;
+  const bool times = state != '?' && diag::thread_cpu_times(tid, run, wait);
+  if (state == 'S' && times) {
+    // Asleep now, and not a moment on a CPU since a round at least
+    // kBlockedNs ago that also found it asleep: a blocking call, not a
+    // brief wait (a contended malloc lock sleeps for microseconds).
+    if (p->mon_s_at < p->mon_since || p->mon_s_at == 0 || run != p->mon_s_run) {
+      p->mon_s_at = now;
+      p->mon_s_run = run;
+      return false;
+    }
+    return now - p->mon_s_at >= kBlockedNs;
+  }
+  if (ran < kStuckNs) return false;
+  if (!times) return true;
   if (p->mon_sample_at < p->mon_since || p->mon_sample_at == 0) {  // no sample from this stall yet
     p->mon_sample_at = now;
     p->mon_run_ns = run;

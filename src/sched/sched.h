@@ -134,9 +134,16 @@ struct P {
   std::uint32_t mon_reported = UINT32_MAX;
   std::int64_t mon_sample_at = 0, mon_run_ns = 0, mon_wait_ns = 0;  // the thread's CPU times then
   int mon_asleep = 0;  // sample windows in a row that found its thread asleep
+  std::int64_t mon_s_at = 0, mon_s_run = 0;  // first round that found it asleep ('S'), its CPU time then
   // Threads of this P blocked in the slow path of a runtime lock (its own
   // thread only writes; the monitor reads): not stuck, just contended.
   std::atomic<std::uint32_t> lock_waits{0};
+  // The goroutine that entered goro::blocking's inline path on this P
+  // (blocking_enter); it counts as in a blocking call while it is curg.
+  std::atomic<G*> blocking_g{nullptr};
+  // The stack goro::blocking's inline calls run on (kSystemStackBytes,
+  // guarded), made at the first one; owned by this P's thread.
+  Stack* sysstack = nullptr;
   // Set by this P's thread while it waits in stop_wait (a stopped world).
   std::atomic<bool> stw_stopped{false};
 };
@@ -228,6 +235,35 @@ bool sched_quiescent(std::uint64_t& epoch, std::vector<pid_t>* tids);
 // Flushes stdio from a helper thread, waiting at most 100 ms (a goroutine
 // still running may hold a stdio lock). For exits that skip the destructors.
 void flush_stdio_bounded();
+
+// goro::blocking's inline path (Go's entersyscall/exitsyscall): the calling
+// goroutine g runs the call on its own thread, on its P's system stack
+// (P::sysstack), marked so that the monitor hands its P's waiting work off
+// as soon as the thread is seen off the CPU, without asking the kernel
+// twice. blocking_enter returns the P to pass to blocking_leave, or null if
+// no hand-off could be had now (every spare in use: the caller then uses
+// the pool). Between the two the thread is a plain thread (current_p() is
+// null): a goro primitive the call uses blocks the thread, as on a pool
+// thread, and cannot park g, whose stack the call's frames do not use.
+// blocking_leave yields if the P was handed off meanwhile, so the thread
+// steps aside at once.
+P* blocking_enter(G* g);
+void blocking_leave(P* p, G* g);
+// The wait reason a goroutine running goro::blocking's call inline shows
+// (set in G::wait_reason while its status stays `running`): dumps print
+// it as Go prints "[syscall]". One array, compared by address: two string
+// literals with the same text need not share one (ASan keeps them apart).
+extern const char kInBlocking[];
+// The system stack's size: a thread's usual 8 MiB, for deep libraries
+// (getaddrinfo, libdw) that a goroutine's stack could not hold.
+inline constexpr std::size_t kSystemStackBytes = std::size_t{8} << 20;
+// On this thread, between blocking_enter and blocking_leave: the goroutine
+// and the stack its call runs on (nulls otherwise). For the fault handler.
+struct InlineCall {
+  G* g = nullptr;
+  Stack* stack = nullptr;
+};
+InlineCall inline_call();
 
 // Around a runtime lock's futex wait (RawMutex::lock_slow), on any thread.
 void lock_wait_begin();

@@ -68,6 +68,22 @@ void unrelated_channels() {
   });
 }
 
+// Racy: the calls of two unrelated goroutines' goro::blocking write one
+// variable. At GOMAXPROCS=1 they run one after the other on one thread
+// (and on one system stack, whose shadow must not order them either).
+// Before the calls ran inline, a pool thread that happened to run both
+// jobs ordered them, hiding the race.
+void blocking_calls() {
+  goro::set_max_procs(1);
+  goro::run([] {
+    int x = 0;
+    goro::WaitGroup wg;
+    wg.go([&x] { goro::blocking([&x] { x = 1; }); });
+    wg.go([&x] { goro::blocking([&x] { x = 2; }); });
+    wg.wait();
+  });
+}
+
 // Racy: a mutex used by only one of the two writers orders nothing.
 void one_sided_mutex() {
   goro::run([] {
@@ -235,13 +251,15 @@ int main(int argc, char** argv) {
     unrelated_channels();
   } else if (std::strcmp(mode, "one_sided_mutex") == 0) {
     one_sided_mutex();
+  } else if (std::strcmp(mode, "blocking_calls") == 0) {
+    blocking_calls();
   } else if (std::strcmp(mode, "ordered") == 0) {
     ordered();
   } else if (std::strcmp(mode, "exit_while_running") == 0) {
     exit_while_running();
   } else {
     std::fprintf(stderr, "usage: races sleep_then_write|same_thread_in_turn|unrelated_channels|"
-                         "one_sided_mutex|ordered|exit_while_running\n");
+                         "one_sided_mutex|blocking_calls|ordered|exit_while_running\n");
     return 64;
   }
   std::puts("done");

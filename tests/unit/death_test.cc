@@ -48,5 +48,22 @@ TEST_F(DeathTest, StackOverflowIsReportedWithTheGoroutine) {
               ::testing::ExitedWithCode(2), "stack overflow.*\n.*goroutine [0-9]+, created at .*death_test.cc");
 }
 
+// goro::blocking's call runs on its P's 8 MiB system stack; running out of
+// that is reported too, naming the goroutine that made the call.
+TEST_F(DeathTest, SystemStackOverflowInABlockingCallNamesTheGoroutine) {
+  EXPECT_EXIT(run([] {
+                WaitGroup wg;
+                wg.add(1);
+                go([&] {
+                  goro::blocking([] { overflow(0); });
+                  wg.done();
+                });
+                wg.wait();
+              }),
+              ::testing::ExitedWithCode(2),
+              "stack overflow.*\n.*system stack exhausted by a goro::blocking call in goroutine [0-9]+, created at "
+              ".*death_test.cc");
+}
+
 }  // namespace
 }  // namespace goro::test

@@ -739,7 +739,7 @@ TEST(NetThreads, PlainThreadsUseConnsToo) {
   server.join();
 }
 
-TEST(Blocking, RunsElsewhereAndReturnsOrThrows) {
+TEST(BlockingCall, OthersRunMeanwhileAndItReturnsOrThrows) {
   int saved = max_procs();
   set_max_procs(1);
   run([] {
@@ -748,7 +748,7 @@ TEST(Blocking, RunsElsewhereAndReturnsOrThrows) {
     Chan<std::thread::id> result(1);
     go([&] {
       result.send(goro::blocking([&] {
-        started.send(1);  // from a pool thread: a plain-thread send
+        started.send(1);  // inside the call: a plain-thread send
         std::this_thread::sleep_for(20ms);
         return std::this_thread::get_id();
       }));
@@ -763,8 +763,7 @@ TEST(Blocking, RunsElsewhereAndReturnsOrThrows) {
     });
     wg.wait();
     EXPECT_EQ(ran.load(), 1);
-    std::thread::id pool_thread = *result.recv();
-    EXPECT_NE(pool_thread, std::this_thread::get_id());
+    (void)*result.recv();
     EXPECT_THROW(goro::blocking([]() -> int { throw std::runtime_error("boom"); }), std::runtime_error);
     goro::blocking([] {});  // void works
   });
