@@ -23,10 +23,11 @@ using namespace std::chrono_literals;
 class Blocking : public ProcsTest {};
 GORO_INSTANTIATE_PROCS(Blocking);
 
-// Uses about `bytes` of stack; returns a value that depends on every frame.
+// Uses about `bytes` of stack, 1 KiB a frame; returns the number of frames
+// (each one's array is read back after the call below it returned).
 __attribute__((noinline)) int deep(std::size_t bytes) {
   volatile char frame[1024];
-  std::memset(const_cast<char*>(frame), static_cast<int>(bytes & 0x7f), sizeof frame);
+  std::memset(const_cast<char*>(frame), 1, sizeof frame);
   if (bytes <= sizeof frame) return frame[0];
   return deep(bytes - sizeof frame) + frame[sizeof frame - 1];
 }
@@ -35,6 +36,7 @@ __attribute__((noinline)) int deep(std::size_t bytes) {
 // system stack, the inline call ran on the goroutine's stack and overflowed.
 TEST_P(Blocking, TheCallHasAThreadsStack) {
   const int one = deep(std::size_t{2} << 20);  // this plain thread's stack holds it
+  ASSERT_EQ(one, 2048);
   run([one] {
     WaitGroup wg;
     std::atomic<int> sum{0};
