@@ -33,6 +33,7 @@ struct Stack {
   std::uint8_t size_class = 0;
   bool guarded = false;
   bool dirty = false;  // pages below the top may be committed
+  bool lsan_root = false;  // registered with LeakSanitizer (ASan builds)
   Stack* next = nullptr;  // free-list link, stored in the descriptor (not on the stack)
 
   std::size_t size() const { return static_cast<std::size_t>(hi - lo); }
