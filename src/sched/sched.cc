@@ -1632,9 +1632,10 @@ bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& s
     const std::int64_t ran = now - p->mon_since;
     if (stall_ns > 0 && ran >= stall_ns && p->mon_reported != tick) {
       // The goroutine that ran all along: curg read between two equal
-      // ticks (a P that switched in between has a new tick).
+      // ticks (a P that switched in between has a new tick). Not one in
+      // goro::blocking's call: the program said that call blocks.
       G* g = __atomic_load_n(&p->curg, __ATOMIC_ACQUIRE);
-      if (g != nullptr && progress(p) == tick) {
+      if (g != nullptr && g != p->blocking_g.load(std::memory_order_relaxed) && progress(p) == tick) {
         stalls.push_back({g, ran});
         p->mon_reported = tick;
       }

@@ -21,6 +21,8 @@
 //   reports the two, not the third).
 // stall: a goroutine computes 300 ms without a scheduling point
 //   (GORO_DEBUG=stalls=50 reports it, with its spawn site in stall_worker).
+// stall_blocking: a goroutine sleeps 300 ms inside goro::blocking (a call
+//   the program declared blocking: stalls=50 does not report it).
 // migrate: how many of 400 parks resumed on another OS thread (run with
 //   GORO_DEBUG=migrate=1).
 #include <goro/goro.h>
@@ -262,6 +264,14 @@ int main(int argc, char** argv) {
     return goro::run([] {
       goro::WaitGroup wg;
       stall_worker(wg);
+      wg.wait();
+      std::puts("main done");
+    });
+  }
+  if (mode == "stall_blocking") {
+    return goro::run([] {
+      goro::WaitGroup wg;
+      wg.go([] { goro::blocking([] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); }); });
       wg.wait();
       std::puts("main done");
     });
