@@ -148,6 +148,7 @@ struct Proof {
   G* caller = nullptr;
   std::uintptr_t caller_sp = 0;
   std::uint64_t threads_generation = 0;  // the runtime thread registry's, when read
+  std::uint64_t plain_epoch = 0;         // plain_wakeups() when the parked threads were listed
   pid_t pid = 0;
   bool overflow = false;
 };
@@ -317,7 +318,7 @@ struct Reach {
 bool threads_known(Proof& pr, Vec<Span>& maps, pid_t self) {
   std::vector<RuntimeThread> rts = runtime_threads(&pr.threads_generation);
   std::vector<PlainParked> plain;
-  plain_parked_threads(plain);
+  plain_parked_threads(plain, &pr.plain_epoch);
   std::vector<pid_t> known{self};
   for (const RuntimeThread& t : rts) known.push_back(t.tid);
   for (const PlainParked& t : plain) known.push_back(t.tid);
@@ -454,6 +455,10 @@ __attribute__((noinline)) bool prove(Proof& pr, std::vector<std::uint64_t>& out)
     }
   }
   if (pr.overflow) return false;
+  // A thread listed as parked that was readied since (by a thread that
+  // then exited before the enumeration) has been running during the scan:
+  // its stack and what it reaches may have changed under it.
+  if (plain_wakeups() != pr.plain_epoch) return no_proof("a parked plain thread was woken");
   for (std::uint64_t id : pr.stuck) out.push_back(id);
   for (const Cand& c : pr.cands) {
     if (!c.reached) out.push_back(c.g->id);

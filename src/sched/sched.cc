@@ -118,7 +118,7 @@ struct Sched {
   // For the deadlock check (src/diag/monitor.cc): idle_epoch counts Ps
   // leaving the idle list (changed under `lock`); plain threads parked in a
   // goro primitive are listed in `plain_parked` (under plain_mu, a leaf) and
-  // plain_epoch counts their wake-ups.
+  // plain_epoch counts their readies (ready()) and wake-ups (plain_park_end).
   std::atomic<std::uint64_t> idle_epoch{0};
   std::mutex plain_mu;
   std::vector<std::pair<G*, pid_t>> plain_parked;
@@ -1256,8 +1256,14 @@ void park(const char* reason, void (*unlock)(void*), void* arg) {
 
 void ready(G* g, bool next) {
   if (g->is_thread) {
-    // Release pairs with the acquire load in park().
+    // Release pairs with the acquire load in park(). Then plain_epoch, for
+    // the deadlock check: a readier may exit before the check lists the
+    // process's threads, and the thread it woke may not have run yet, so
+    // the wake-up itself must show. Word first, epoch second (release):
+    // a check whose epoch read (acquire) sees this increment also sees
+    // the word set (sched_quiescent).
     g->thread_wake.store(1, std::memory_order_release);
+    sched().plain_epoch.fetch_add(1, std::memory_order_seq_cst);
     futex_wake(&g->thread_wake, 1);
     return;
   }
@@ -1425,7 +1431,12 @@ bool sched_quiescent(std::uint64_t& epoch, std::vector<pid_t>* tids) {
   s.lock.unlock();
   if (!quiet || any_work() || netpoll_waiters() != 0 || blocking_inflight() != 0 || timers_pending() != 0) return false;
   std::lock_guard<std::mutex> lk(s.plain_mu);
-  epoch = idle_epoch * 0x9E3779B97F4A7C15ULL + s.plain_epoch.load(std::memory_order_relaxed);
+  // Epoch first (acquire), wake words after: a read that sees a ready()'s
+  // increment also sees its wake word. So a thread counted as parked below
+  // had not been readied when the epoch was read, and if it is readied
+  // before the second check, that check reads a different epoch (unless
+  // the readier is still running then, and the enumeration meets it).
+  epoch = idle_epoch * 0x9E3779B97F4A7C15ULL + s.plain_epoch.load(std::memory_order_acquire);
   if (tids != nullptr) {
     for (int i = 0; i < n; ++i) tids->push_back(s.ps[i]->tid.load(std::memory_order_acquire));
     for (auto& e : s.plain_parked) {
@@ -1660,9 +1671,12 @@ bool sysmon_may_sleep() {
 
 void sysmon_awake() { sched().sysmon_asleep.store(false, std::memory_order_relaxed); }
 
-void plain_parked_threads(std::vector<PlainParked>& out) {
+std::uint64_t plain_wakeups() { return sched().plain_epoch.load(std::memory_order_seq_cst); }
+
+void plain_parked_threads(std::vector<PlainParked>& out, std::uint64_t* epoch) {
   Sched& s = sched();
   std::lock_guard<std::mutex> lk(s.plain_mu);
+  if (epoch != nullptr) *epoch = s.plain_epoch.load(std::memory_order_acquire);  // before the words: see sched_quiescent
   for (auto& e : s.plain_parked) {
     if (e.first->thread_wake.load(std::memory_order_acquire) == 0)
       out.push_back({e.second, reinterpret_cast<std::uintptr_t>(e.first->sp)});

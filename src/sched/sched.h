@@ -206,7 +206,11 @@ struct PlainParked {
   pid_t tid;
   std::uintptr_t sp;
 };
-void plain_parked_threads(std::vector<PlainParked>& out);
+// `epoch`: how many times parked plain threads were readied or woke, read
+// before the list (acquire): if a later plain_wakeups() returns the same,
+// no thread listed was readied in between.
+void plain_parked_threads(std::vector<PlainParked>& out, std::uint64_t* epoch = nullptr);
+std::uint64_t plain_wakeups();
 
 // ---------------------------------------------------------------- the monitor (sysmon)
 // One round of the monitor's scheduling duties (ARCHITECTURE "Hand-off"):

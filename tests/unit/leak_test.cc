@@ -18,6 +18,7 @@
 
 #include "common.h"
 #include "diag/monitor.h"
+#include "sched/sched.h"
 
 namespace goro::test {
 namespace {
@@ -272,6 +273,33 @@ TEST(BlockedForever, ThreadRegisteredSinceTheCheckReadTheRegistryIsSettling) {
   std::uint64_t now = 0;
   (void)rt::diag::runtime_threads(&now);
   EXPECT_FALSE(rt::diag::runtime_threads_settling(now));
+}
+
+// The deadlock check reads an epoch, lists the process's threads, then reads
+// the epoch again. A plain thread parked when the first read was made, and
+// readied by a thread that exits before the listing, may not have run by the
+// second read: the ready itself must change the epoch (it once did not:
+// WaitGroupTest.ManyWaitersGoroutinesAndThreads got a false deadlock report
+// in CI; tests/diag/programs.cc woken_by_exiting_thread reproduces it).
+TEST(DeadlockCheck, ReadyingAParkedPlainThreadChangesTheEpochBeforeItRuns) {
+  run([] {});
+  std::uint64_t before = 0;
+  bool quiet = false;
+  for (int i = 0; i < 20000 && !(quiet = rt::sched_quiescent(before, nullptr)); ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(quiet) << "the runtime never went idle";
+  rt::G waiter;  // a plain thread's waiter that nobody waits on: ready() sets its word, nothing runs
+  waiter.is_thread = true;
+  rt::ready(&waiter);
+  EXPECT_EQ(waiter.thread_wake.load(), 1u);
+  std::uint64_t after = 0;
+  ASSERT_TRUE(rt::sched_quiescent(after, nullptr));
+  EXPECT_NE(before, after);
+  // The leak proof compares the same count across its scan.
+  std::vector<rt::PlainParked> parked;
+  std::uint64_t listed_at = 0;
+  rt::plain_parked_threads(parked, &listed_at);
+  rt::ready(&waiter);
+  EXPECT_NE(rt::plain_wakeups(), listed_at);
 }
 
 // ---- never false: each goroutine below is blocked now, but something can
