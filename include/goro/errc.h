@@ -17,6 +17,8 @@ enum class errc {
   host_not_found = 5,     // net.DNSError IsNotFound: a name that does not resolve
   too_long = 6,           // bufio.ErrTooLong: a line or token exceeds the reader's bound
   unexpected_eof = 7,     // io.ErrUnexpectedEOF: the stream ended inside a read_full
+  exceeds_burst = 8,      // rate: a wait for more events than the limiter's burst
+  would_exceed_deadline = 9,  // rate: a wait that could not end before the context's deadline
 };
 
 GORO_EXPORT const std::error_category& goro_category() noexcept;

@@ -9,6 +9,8 @@
 #include <goro/debug.h>
 #include <goro/errc.h>
 #include <goro/errgroup.h>
+#include <goro/rate.h>
+#include <goro/singleflight.h>
 #include <goro/panic.h>
 #include <goro/runtime.h>
 #include <goro/select.h>

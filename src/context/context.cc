@@ -36,6 +36,8 @@ class GoroCategory : public std::error_category {
       case errc::host_not_found: return "no such host";
       case errc::too_long: return "bufio.Scanner: token too long";
       case errc::unexpected_eof: return "unexpected EOF";
+      case errc::exceeds_burst: return "rate: Wait(n) exceeds limiter's burst";
+      case errc::would_exceed_deadline: return "rate: Wait(n) would exceed context deadline";
     }
     return "unknown goro error";
   }
