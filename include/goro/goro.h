@@ -9,6 +9,7 @@
 #include <goro/debug.h>
 #include <goro/errc.h>
 #include <goro/errgroup.h>
+#include <goro/pipeline.h>
 #include <goro/rate.h>
 #include <goro/singleflight.h>
 #include <goro/panic.h>
