@@ -5,8 +5,10 @@
 // The mistake it prevents: exiting mid-request (clients see resets), or
 // waiting forever for a request that never ends.
 // Here: three clients send requests that take 100 ms; shutdown begins
-// while they are in flight; all three get their answers, and a fourth
-// client that connects after shutdown is refused.
+// once all three are in flight (a connection still in the listen backlog
+// when the listener closes is reset by the kernel, as in Go: only accepted
+// connections are drained); all three get their answers, and a client that
+// connects after shutdown is refused.
 #include <goro/goro.h>
 
 #include <atomic>
@@ -25,18 +27,23 @@ int main() {
     const std::string addr = ln.address();
     goro::WaitGroup in_flight;
     goro::Chan<std::monostate> accepting_stopped(0);
+    goro::Chan<int> started(3);  // (for the demonstration: tells main when requests are in flight)
 
-    goro::go([ln, &in_flight, accepting_stopped]() mutable {  // the accept loop
+    goro::go([ln, &in_flight, accepting_stopped, started]() mutable {  // the accept loop
       for (;;) {
         std::error_code ec;
         goro::net::Conn c = ln.accept(ec);
         if (ec) break;  // errc::closed: shutdown began
         in_flight.add(1);
-        goro::go([c, &in_flight]() mutable {
+        goro::go([c, &in_flight, started]() mutable {
           goro::net::Reader r(c);
-          if (auto line = r.read_line()) {
+          std::error_code ec;
+          std::string line = r.read_line(ec);
+          if (!ec) {
+            int one = 1;
+            started.try_send(one);  // capacity 3: never full
             goro::sleep_for(100ms);  // the work
-            c.write("done: " + *line + "\n");
+            c.write("done: " + line + "\n", ec);
           }
           c.close();
           in_flight.done();
@@ -48,13 +55,16 @@ int main() {
     goro::WaitGroup clients;
     for (int i = 0; i < 3; ++i) {
       clients.go([&, i] {
-        goro::net::Conn c = goro::net::dial(addr);
-        c.write("request " + std::to_string(i) + "\n");
+        std::error_code ec;
+        goro::net::Conn c = goro::net::dial(addr, ec);
+        if (ec) return;
+        c.write("request " + std::to_string(i) + "\n", ec);
         goro::net::Reader r(c);
-        if (auto reply = r.read_line(); reply && reply->rfind("done: request", 0) == 0) answered.fetch_add(1);
+        std::string reply = r.read_line(ec);
+        if (!ec && reply.rfind("done: request", 0) == 0) answered.fetch_add(1);
       });
     }
-    goro::sleep_for(30ms);  // the requests are in flight
+    for (int i = 0; i < 3; ++i) started.recv();  // all three requests are in flight
 
     // Shutdown: stop accepting, then drain under a deadline.
     ln.close();
