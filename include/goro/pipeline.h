@@ -130,9 +130,8 @@ std::pair<RecvChan<typename C::value_type>, RecvChan<typename C::value_type>> te
       Chan<T> a = out1, b = out2;
       bool done = false;
       for (int i = 0; i < 2 && !done; ++i) {
-        std::size_t k = select(send(a, *v, [&] { a = Chan<T>(); }), send(b, *v, [&] { b = Chan<T>(); }),
-                               recv(ctx.done(), [&] { done = true; }));
-        (void)k;
+        select(send(a, *v, [&] { a = Chan<T>(); }), send(b, *v, [&] { b = Chan<T>(); }),
+               recv(ctx.done(), [&] { done = true; }));
       }
       if (done) break;
     }
