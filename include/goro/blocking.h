@@ -47,7 +47,7 @@ std::invoke_result_t<F&> blocking(F&& f) {
   using R = std::invoke_result_t<F&>;
   static_assert(!std::is_reference_v<R>, "goro::blocking: f must return by value");
   struct Job {
-    F* f;
+    std::remove_reference_t<F>* f;  // f may be an lvalue: F is then a reference
     std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
     std::exception_ptr error;
   } job{&f, {}, {}};

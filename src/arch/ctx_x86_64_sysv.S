@@ -49,7 +49,12 @@ goro_ctx_switch:
 /* First code a fresh context runs: entry(transfer, arg) with entry in r12 and
  * arg in r13. The stack is 16-byte aligned here, as a call requires. entry
  * never returns; ud2 traps if it does. The return address is marked undefined
- * so debuggers and unwinders stop here: this is the bottom of a goroutine. */
+ * so debuggers and unwinders stop here: this is the bottom of a goroutine.
+ * rax is cleared: the transfer (an Action on the switching goroutine's stack)
+ * must not outlive this call in a register, and clang's prologue of the
+ * entry function aligns the stack with a `push %rax`, which would keep it in
+ * the goroutine's bottom frame for its whole life (the leak proof then sees
+ * a reference into the other goroutine's stack, and misses a leak). */
     .globl goro_ctx_trampoline
     .type goro_ctx_trampoline, @function
     .p2align 4
@@ -57,6 +62,7 @@ goro_ctx_trampoline:
     .cfi_startproc
     .cfi_undefined rip
     movq %rax, %rdi
+    xorl %eax, %eax
     movq %r13, %rsi
     callq *%r12
     ud2

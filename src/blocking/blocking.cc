@@ -53,8 +53,12 @@ struct Pool {
   int idle = 0;
 };
 
-// goro::blocking calls in flight (queued or running, from park to wake), for
-// the deadlock check: a goroutine waiting on one will be woken.
+// goro::blocking calls in flight on the pool (queued or running, from park
+// to wake), for the deadlock check and the leak proof: a goroutine waiting
+// on one will be woken, and a pool thread runs user code. Inline calls are
+// not counted: their P is neither idle nor dormant while they run (active,
+// or handed off), so no deadlock check passes its quiet test, and a world
+// stop cannot stop it (all_stopped stays false: no leak proof).
 std::atomic<int> g_inflight{0};
 
 Pool& pool() {
@@ -172,7 +176,6 @@ void blocking_run(void (*fn)(void*) noexcept, void* arg) {
   {
     arch::SanRuntimeScope san;
     p = rt::blocking_enter(g);
-    if (p != nullptr) g_inflight.fetch_add(1, std::memory_order_seq_cst);
   }
   if (p != nullptr) {
     // Dumps show it as "[blocking]", as before (and as Go shows "[syscall]").
@@ -181,8 +184,7 @@ void blocking_run(void (*fn)(void*) noexcept, void* arg) {
     call_on(p->sysstack, fn, arg);  // user code: outside the runtime's scope
     __atomic_store_n(&g->wait_reason, nullptr, __ATOMIC_RELAXED);
     arch::SanRuntimeScope san;
-    g_inflight.fetch_sub(1, std::memory_order_seq_cst);
-    rt::blocking_leave(p, g);
+    rt::blocking_leave(p);
     return;
   }
   // No hand-off to be had (every spare worker in use): the pool runs it.

@@ -33,13 +33,14 @@ void copy_stack_words(unsigned char* dst, const unsigned char* src, std::size_t 
 }
 
 // Reads a word of each parked stack (the page at its saved stack pointer and
-// its top page) before the world stops. The first touch of a page costs the
-// most (page-table walks; on a VM, far more), and parked stacks are 128 KiB
-// apart, each on its own pages: touched here, while everything runs, they
-// make the copy in the stopped world several times faster. The reads race
-// with goroutines that resume meanwhile and are only warming: slabs are never
-// unmapped and a saved stack pointer always lies inside some stack, so every
-// address read is mapped; the values are discarded.
+// its top page) before the world stops. Parked stacks are 128 KiB apart,
+// each on its own pages, and a first touch of a page after the process's
+// page tables changed can cost microseconds on a VM (see "Stacks" in
+// docs/ARCHITECTURE.md): paid here, while everything runs, it is not paid
+// with the world stopped. The reads race with goroutines that resume
+// meanwhile and are only warming: slabs are never unmapped and a saved stack
+// pointer always lies inside some stack, so every address read is mapped;
+// the values are discarded.
 __attribute__((no_sanitize("address", "thread"))) void warm(G* g, void*) {
   GStatus st = g->status.load(std::memory_order_acquire);
   if (g->is_thread || (st != GStatus::waiting && st != GStatus::runnable)) return;

@@ -706,6 +706,28 @@ void migrate_timers(P* from, P* to) {
 }
 
 // ---------------------------------------------------------------- workers
+// Takes q's runnext (the last round of stealing). A G there was readied by
+// the goroutine running on q, which typically blocks moments later and then
+// runs it on q, the core whose cache holds what the two share. Taken at
+// once, nearly every readied goroutine moved across Ps (select_buffered at
+// P=2: 184k of 218k readies) and producer and consumer contended on their
+// channel locks from two cores, at 2.3x Go's time. So, as Go's runqgrab
+// does, while q is not idle wait ~3 us first, sleeping (a spinning vCPU
+// slowed its sibling on this VM: 100 ns per item against 67 ns), and take
+// the G only if it is still there. Not under GORO_DEBUG=migrate=1, which
+// moves goroutines between Ps on purpose (migrate_keep decides there): the
+// wait doubled its test suite's slowest tests.
+G* steal_runnext(P* q) {
+  G* g = q->runnext.load(std::memory_order_relaxed);
+  if (g == nullptr) return nullptr;
+  if (!g_migrate && !q->in_idle.load(std::memory_order_relaxed)) {
+    timespec ts{0, 3000};
+    nanosleep(&ts, nullptr);
+  }
+  if (q->runnext.compare_exchange_strong(g, nullptr, std::memory_order_acquire, std::memory_order_relaxed)) return g;
+  return nullptr;
+}
+
 G* steal_work(P* p) {
   Sched& s = sched();
   int n = s.nstarted.load(std::memory_order_acquire);
@@ -721,7 +743,7 @@ G* steal_work(P* p) {
       if (!q->active.load(std::memory_order_acquire) && q->runq.empty()) continue;
       std::uint32_t got = q->runq.grab(buf);
       if (got == 0 && round == 3 && !migrate_keep(p, q)) {
-        if (G* g = q->runnext.exchange(nullptr, std::memory_order_acquire)) return g;
+        if (G* g = steal_runnext(q)) return g;
       }
       if (got == 0) continue;
       // Our own queue may be non-empty (timers run above ready into it).
@@ -1168,11 +1190,17 @@ P* blocking_enter(G* g) {
   return p;
 }
 
-void blocking_leave(P* p, G* g) {
-  tls_p = p;  // g could not park meanwhile: still on this thread and P
+void blocking_leave(P* p) {
+  tls_p = p;  // the goroutine could not park meanwhile: still on this thread and P
   tls_inline = {};
-  G* expected = g;
-  p->blocking_g.compare_exchange_strong(expected, nullptr, std::memory_order_relaxed);
+  // A new tick first, then the release that clears blocking_g: a monitor
+  // round that sees blocking_g cleared (acquire) sees the new tick too, so
+  // the time spent in the call never counts as running (a false stall
+  // report, or a hand-off, the moment the call returns). Only this thread
+  // writes blocking_g while it holds p (the monitor and stop_the_world only
+  // read it): plain stores.
+  p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  p->blocking_g.store(nullptr, std::memory_order_release);
   if (!p->active.load(std::memory_order_acquire)) goro::yield();  // handed off meanwhile
 }
 
@@ -1646,7 +1674,7 @@ bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& s
       // ticks (a P that switched in between has a new tick). Not one in
       // goro::blocking's call: the program said that call blocks.
       G* g = __atomic_load_n(&p->curg, __ATOMIC_ACQUIRE);
-      if (g != nullptr && g != p->blocking_g.load(std::memory_order_relaxed) && progress(p) == tick) {
+      if (g != nullptr && g != p->blocking_g.load(std::memory_order_acquire) && progress(p) == tick) {
         stalls.push_back({g, ran});
         p->mon_reported = tick;
       }

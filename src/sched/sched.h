@@ -83,8 +83,9 @@ struct P {
   void* g0_sp = nullptr;        // saved scheduler context while a G runs
   void* g0_fake_stack = nullptr;
   arch::SanFiber g0_san;
-  // Bumped at every scheduling decision; read by the monitor (relaxed) to
-  // see a P that has run one goroutine for long.
+  // Bumped at every scheduling decision and when a goroutine returns from
+  // goro::blocking's inline call; read by the monitor (relaxed) to see a P
+  // that has run one goroutine for long.
   std::atomic<std::uint32_t> schedtick{0};
   std::uint32_t runnext_streak = 0;
   std::uint64_t rng = 0;
@@ -252,7 +253,7 @@ void flush_stdio_bounded();
 // blocking_leave yields if the P was handed off meanwhile, so the thread
 // steps aside at once.
 P* blocking_enter(G* g);
-void blocking_leave(P* p, G* g);
+void blocking_leave(P* p);
 // The wait reason a goroutine running goro::blocking's call inline shows
 // (set in G::wait_reason while its status stays `running`): dumps print
 // it as Go prints "[syscall]". One array, compared by address: two string

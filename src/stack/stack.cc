@@ -80,6 +80,22 @@ long read_max_map_count() {
   return v;
 }
 
+// One last-level page table maps this much address space (2 MiB on x86-64
+// and on AArch64 with 4 KiB pages; with larger pages a table maps more, and
+// new_slab's one fault per 2 MiB is then merely more often than needed).
+constexpr unsigned kPageTableShift = 21;
+
+// Faults in the page table holding `guard` (see new_slab): by writing the
+// previous stack's top word when `write_below`, else by reading the guard
+// page. Uninstrumented: no goroutine owns these stacks yet.
+__attribute__((no_sanitize("address", "thread"))) void fault_in(char* guard, bool write_below) {
+  if (write_below) {
+    *static_cast<volatile std::uint64_t*>(static_cast<void*>(guard - 8)) = 0;
+  } else {
+    (void)*static_cast<volatile const char*>(static_cast<void*>(guard));
+  }
+}
+
 // Makes the page at `guard` a guard page; returns whether it is one.
 bool install_guard(char* guard, Global& g) {
   const std::size_t ps = page_size();
@@ -126,8 +142,24 @@ Stack* new_slab(std::uint8_t cls) {
   madvise(base, n * stride, MADV_NOHUGEPAGE);
   auto* descs = new (std::nothrow) Stack[n];
   if (descs == nullptr) fatal("out of memory: cannot allocate stack descriptors");
+  std::uintptr_t last_table = ~std::uintptr_t{0};
   for (std::size_t i = 0; i < n; ++i) {
     char* guard = static_cast<char*>(base) + i * stride;
+    // Fault in the first page of each page table (2 MiB) that will hold a
+    // guard before installing the guard, by an ordinary page fault. On this
+    // project's VM (shadow paging), a MADV_GUARD_INSTALL that itself has to
+    // create the page table makes every page the process touched before slow
+    // on its next touch (~5-10 us each; measured in docs/ARCHITECTURE.md,
+    // "Stacks"); after a fault has created it, neither. The page faulted in
+    // is the top of the previous stack, which its first goroutine writes
+    // anyway (committed a little early, no extra fault), or for the slab's
+    // first guard, the guard page read (the shared zero page, then replaced
+    // by the guard).
+    auto table = reinterpret_cast<std::uintptr_t>(guard) >> kPageTableShift;
+    if (table != last_table) {
+      last_table = table;
+      fault_in(guard, i > 0 && (reinterpret_cast<std::uintptr_t>(guard - 8) >> kPageTableShift) == table);
+    }
     descs[i].lo = guard + ps;
     descs[i].hi = guard + stride;
     descs[i].size_class = cls;

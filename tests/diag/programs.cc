@@ -22,7 +22,9 @@
 // stall: a goroutine computes 300 ms without a scheduling point
 //   (GORO_DEBUG=stalls=50 reports it, with its spawn site in stall_worker).
 // stall_blocking: a goroutine sleeps 300 ms inside goro::blocking (a call
-//   the program declared blocking: stalls=50 does not report it).
+//   the program declared blocking: stalls=50 does not report it), then
+//   computes 20 ms (under the threshold: the stall clock restarts when the
+//   blocking call returns).
 // migrate: how many of 400 parks resumed on another OS thread (run with
 //   GORO_DEBUG=migrate=1).
 #include <goro/goro.h>
@@ -211,15 +213,18 @@ void own_handler(int) {
 
 }  // namespace
 
+// Computes for d without calling into goro.
+void compute_for(std::chrono::milliseconds d) {
+  static std::atomic<std::uint64_t> sink{0};
+  auto until = std::chrono::steady_clock::now() + d;
+  std::uint64_t x = 1;
+  while (std::chrono::steady_clock::now() < until) x = x * 6364136223846793005ULL + 1;
+  sink.store(x);
+}
+
 // Spawns a goroutine that computes for 300 ms without calling into goro.
 __attribute__((noinline)) void stall_worker(goro::WaitGroup& wg) {
-  wg.go([] {
-    static std::atomic<std::uint64_t> sink{0};
-    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
-    std::uint64_t x = 1;
-    while (std::chrono::steady_clock::now() < until) x = x * 6364136223846793005ULL + 1;
-    sink.store(x);
-  });
+  wg.go([] { compute_for(std::chrono::milliseconds(300)); });
 }
 
 int main(int argc, char** argv) {
@@ -302,7 +307,10 @@ int main(int argc, char** argv) {
   if (mode == "stall_blocking") {
     return goro::run([] {
       goro::WaitGroup wg;
-      wg.go([] { goro::blocking([] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); }); });
+      wg.go([] {
+        goro::blocking([] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); });
+        compute_for(std::chrono::milliseconds(20));
+      });
       wg.wait();
       std::puts("main done");
     });

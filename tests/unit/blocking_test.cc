@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -103,6 +104,19 @@ TEST_P(Blocking, ReturnsThrowsAndNests) {
     goro::blocking([] {});  // void works
   });
   EXPECT_EQ(goro::blocking([] { return std::this_thread::get_id(); }), std::this_thread::get_id());
+}
+
+// A named callable (an lvalue, const or not) works as a temporary does.
+TEST_P(Blocking, TakesANamedCallable) {
+  run([] {
+    int calls = 0;
+    auto count = [&calls] { return ++calls; };
+    EXPECT_EQ(goro::blocking(count), 1);
+    const auto twice = [&calls] { return 2 * calls; };
+    EXPECT_EQ(goro::blocking(twice), 2);
+    std::function<int()> fn = [] { return 7; };
+    EXPECT_EQ(goro::blocking(fn), 7);
+  });
 }
 
 // Many goroutines in calls at once, each handing values through channels

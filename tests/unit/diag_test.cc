@@ -360,7 +360,9 @@ TEST(Diag, RuntimeStatsCountWhatRuns) {
       c.recv();
     });
   }
-  go([] { sleep_for(300ms); });
+  // A timer pending for the whole test (a 300 ms sleeper fired before the
+  // counts settled under TSan in a loaded CI run, leaving no timer).
+  Timer pending(std::chrono::hours(1));
   while (parked.load() < n) std::this_thread::sleep_for(1ms);
   RuntimeStats st;
   for (int i = 0; i < 5000; ++i) {
@@ -370,13 +372,14 @@ TEST(Diag, RuntimeStatsCountWhatRuns) {
   }
   EXPECT_GE(st.goroutines, before.goroutines + n);
   EXPECT_GE(st.waiting, before.waiting + n);
-  EXPECT_GE(st.spawned_total, before.spawned_total + n + 1);
+  EXPECT_GE(st.spawned_total, before.spawned_total + n);
   EXPECT_GE(st.timers, 1u);
   EXPECT_EQ(st.procs, max_procs());
   EXPECT_GE(st.threads, static_cast<std::size_t>(max_procs()));
   EXPECT_GT(st.stack_bytes_committed, 0u);
   EXPECT_GE(st.stack_bytes_reserved, st.stack_bytes_committed);
   for (int i = 0; i < n; ++i) c.send(i);
+  pending.stop();
 }
 
 // Go's SIGQUIT / runtime.Stack under load: dumps requested over and over
