@@ -54,6 +54,17 @@ void BM_YieldSwitch(benchmark::State& state) {
 }
 BENCHMARK(BM_YieldSwitch)->UseRealTime();
 
+// goro::blocking around a call that does not block (the inline path, as
+// goro::nats runs each publish): the price of marking a call as blocking.
+void BM_BlockingInline(benchmark::State& state) {
+  goro::set_max_procs(1);
+  goro::run([&] {
+    int x = 0;
+    for (auto _ : state) goro::blocking([&] { benchmark::DoNotOptimize(++x); });
+  });
+}
+BENCHMARK(BM_BlockingInline)->UseRealTime();
+
 void BM_WaitGroupAddDone(benchmark::State& state) {
   goro::WaitGroup wg;
   for (auto _ : state) {

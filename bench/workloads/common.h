@@ -35,7 +35,7 @@ inline long rss_kb() {
 
 inline void report(const char* name, Clock::duration elapsed, long ops, const std::string& extra = "") {
   double ns = std::chrono::duration<double, std::nano>(elapsed).count();
-  std::printf("name=%s ns_per_op=%.2f rss_kb=%ld%s\n", name, ns / double(ops), rss_kb(), extra.c_str());
+  std::printf("name=%s ns_per_op=%.2f rss_kb=%ld ops=%ld%s\n", name, ns / double(ops), rss_kb(), ops, extra.c_str());
 }
 
 inline void check(bool ok, const char* what) {

@@ -1,7 +1,7 @@
 // The Boost.Fiber side of the side-by-side workloads (bench/compare).
 // GOMAXPROCS=1: the round_robin scheduler on one thread. GOMAXPROCS=N>1: the
 // work_stealing scheduler over N threads (the main thread and N-1 helpers).
-// select_2way has no Boost.Fiber form (no select): reported as pending.
+// select_2way and select_buffered have no Boost.Fiber form (no select): reported as pending.
 #include <boost/fiber/all.hpp>
 
 #include <algorithm>
@@ -331,7 +331,7 @@ void wg_round(long n) {
 }
 
 // No select and no context in Boost.Fiber.
-const char* const kPending[] = {"select_2way", "ctx_fanout", nullptr};
+const char* const kPending[] = {"select_2way", "select_buffered", "ctx_fanout", nullptr};
 
 }  // namespace
 

@@ -33,7 +33,7 @@ func rssKB() int64 {
 }
 
 func report(name string, elapsed time.Duration, ops int, extra string) {
-	fmt.Printf("name=%s ns_per_op=%.2f rss_kb=%d%s\n", name, float64(elapsed.Nanoseconds())/float64(ops), rssKB(), extra)
+	fmt.Printf("name=%s ns_per_op=%.2f rss_kb=%d ops=%d%s\n", name, float64(elapsed.Nanoseconds())/float64(ops), rssKB(), ops, extra)
 }
 
 func spawnJoin(n int) {
@@ -139,18 +139,9 @@ func mpmc(name string, n, capacity int) {
 	report(name, time.Since(start), n, "")
 }
 
-func select2(n int) {
-	a, b := make(chan int), make(chan int)
-	go func() {
-		for i := 0; i < n; i++ {
-			if i%2 == 0 {
-				a <- i
-			} else {
-				b <- i
-			}
-		}
-	}()
-	start := time.Now()
+// receiveAllBySelect receives n values 0..n-1 from a and b through a
+// two-case select and checks that each arrived once (their sum).
+func receiveAllBySelect(a, b chan int, n int) {
 	sum := 0
 	for i := 0; i < n; i++ {
 		select {
@@ -163,7 +154,39 @@ func select2(n int) {
 	if sum != n*(n-1)/2 {
 		panic("lost values")
 	}
+}
+
+func select2(n int) {
+	a, b := make(chan int), make(chan int)
+	go func() {
+		for i := 0; i < n; i++ {
+			if i%2 == 0 {
+				a <- i
+			} else {
+				b <- i
+			}
+		}
+	}()
+	start := time.Now()
+	receiveAllBySelect(a, b, n)
 	report("select_2way", time.Since(start), n, "")
+}
+
+func selectBuffered(n int) {
+	a, b := make(chan int, 128), make(chan int, 128)
+	start := time.Now()
+	go func() {
+		for i := 0; i < n; i += 2 {
+			a <- i
+		}
+	}()
+	go func() {
+		for i := 1; i < n; i += 2 {
+			b <- i
+		}
+	}()
+	receiveAllBySelect(a, b, n)
+	report("select_buffered", time.Since(start), n, "")
 }
 
 func fanout(n int) {
@@ -380,6 +403,8 @@ func main() {
 		mpmc("chan_unbuffered_mpmc", def(3000000), 0)
 	case "select_2way":
 		select2(def(4000000))
+	case "select_buffered":
+		selectBuffered(def(4000000))
 	case "fanout_pipeline":
 		fanout(def(6000000))
 	case "prime_sieve":
