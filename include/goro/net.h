@@ -149,6 +149,71 @@ class GORO_EXPORT Listener {
   detail::Socket* s_ = nullptr;
 };
 
+// ---------------------------------------------------------------- RawConn
+// A descriptor that another library owns (a client library's socket, a
+// pipe, an eventfd), watched by goro's netpoller so that a goroutine parks
+// until it is ready instead of blocking its thread: Go's syscall.RawConn.
+// raw_conn(fd) registers a duplicate of fd (and makes the file
+// non-blocking, for both: the flag belongs to the open file); the caller's
+// fd stays the caller's to close. The duplicate closes at close() or with
+// the last handle; handles are shared like Conn's.
+//
+//   goro::net::RawConn rc = goro::net::raw_conn(lib_fd);
+//   rc.read([&](int fd) { return lib_process_input(fd) != WOULD_BLOCK; });
+//
+// read(f) calls f(fd) until it returns true; whenever f returns false (it
+// met EAGAIN) the goroutine parks until fd is readable, then f runs again.
+// write(f) is the same for writability. Concurrent reads (or writes) are
+// serialized, one call after the other. Readiness is edge-triggered: f must
+// return false only after it has seen EAGAIN (or knows no data is left).
+// Both fail with errc::closed after close() and with
+// errc::deadline_exceeded after a deadline passes; setting a deadline in
+// the past is how another thread interrupts a waiting read without waiting
+// for it (close() waits for calls in progress to leave, as Conn's does).
+class GORO_EXPORT RawConn {
+ public:
+  RawConn() noexcept = default;
+  RawConn(const RawConn& o) noexcept;
+  RawConn(RawConn&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  RawConn& operator=(RawConn o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~RawConn();
+
+  template <class F>
+  void read(F&& f, std::error_code& ec) {
+    wait_loop('r', &call<std::remove_reference_t<F>>, &f, ec);
+  }
+  template <class F>
+  void write(F&& f, std::error_code& ec) {
+    wait_loop('w', &call<std::remove_reference_t<F>>, &f, ec);
+  }
+
+  void set_deadline(Clock::time_point t, std::error_code& ec);
+  void set_read_deadline(Clock::time_point t, std::error_code& ec);
+  void set_write_deadline(Clock::time_point t, std::error_code& ec);
+  void close(std::error_code& ec);
+  void close();
+
+  // The registered duplicate, -1 if none.
+  int native_handle() const noexcept;
+  explicit operator bool() const noexcept { return s_ != nullptr; }
+
+ private:
+  friend GORO_EXPORT RawConn raw_conn(int fd, std::error_code& ec);
+  template <class F>
+  static bool call(void* f, int fd) {
+    return static_cast<bool>((*static_cast<F*>(f))(fd));
+  }
+  void wait_loop(char mode, bool (*fn)(void*, int), void* f, std::error_code& ec);
+  explicit RawConn(detail::Socket* s) noexcept : s_(s) {}
+  detail::Socket* s_ = nullptr;
+};
+
+GORO_EXPORT RawConn raw_conn(int fd, std::error_code& ec);
+GORO_EXPORT RawConn raw_conn(int fd);
+
 // ---------------------------------------------------------------- bufio, io
 // Reader: buffered reading over a Conn (Go's bufio.Reader and
 // bufio.Scanner). It holds a handle to the Conn; use one Reader per stream

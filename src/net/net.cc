@@ -15,6 +15,7 @@
 // anyway (Go serializes them too).
 #include "goro/net.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -444,6 +445,66 @@ void Listener::close() {
 }
 
 int Listener::native_handle() const noexcept { return s_ != nullptr ? s_->fd : -1; }
+
+// ---------------------------------------------------------------- RawConn
+RawConn::RawConn(const RawConn& o) noexcept : s_(o.s_) { retain_handle(s_); }
+
+RawConn::~RawConn() { destroy(s_); }
+
+void RawConn::wait_loop(char mode, bool (*fn)(void*, int), void* f, std::error_code& ec) {
+  Ref r(s_);
+  if (r.get() == nullptr) {
+    ec = closed_error();
+    return;
+  }
+  // One waiter per direction (a PollDesc has one slot each), as Conn's.
+  std::lock_guard<goro::Mutex> lk(mode == 'r' ? s_->rmu : s_->wmu);
+  for (;;) {
+    if (int e = rt::pd_check(s_->pd, mode)) {
+      ec = poll_error(e);
+      return;
+    }
+    if (fn(f, s_->fd)) {
+      ec.clear();
+      return;
+    }
+    if (!wait_io(s_, mode, ec)) return;
+  }
+}
+
+void RawConn::set_deadline(Clock::time_point t, std::error_code& ec) { set_deadline_impl(s_, 'b', t, ec); }
+void RawConn::set_read_deadline(Clock::time_point t, std::error_code& ec) { set_deadline_impl(s_, 'r', t, ec); }
+void RawConn::set_write_deadline(Clock::time_point t, std::error_code& ec) { set_deadline_impl(s_, 'w', t, ec); }
+void RawConn::close(std::error_code& ec) { close_socket(s_, ec); }
+void RawConn::close() {
+  or_throw("goro::net::RawConn::close", [&](std::error_code& ec) { close(ec); });
+}
+int RawConn::native_handle() const noexcept { return s_ != nullptr ? s_->fd : -1; }
+
+RawConn raw_conn(int fd, std::error_code& ec) {
+  rt::ensure_started();
+  int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) {
+    ec = sys_error(errno);
+    return RawConn();
+  }
+  int fl = ::fcntl(dup, F_GETFL);
+  if (fl < 0 || ::fcntl(dup, F_SETFL, fl | O_NONBLOCK) != 0) {
+    ec = sys_error(errno);
+    ::close(dup);
+    return RawConn();
+  }
+  Socket* s = make_socket(dup, ec);  // closes dup on failure
+  if (s == nullptr) return RawConn();
+  ec.clear();
+  return RawConn(s);
+}
+
+RawConn raw_conn(int fd) {
+  RawConn c;
+  or_throw("goro::net::raw_conn", [&](std::error_code& ec) { c = raw_conn(fd, ec); });
+  return c;
+}
 
 // ---------------------------------------------------------------- listen, dial
 Listener listen(std::string_view address, std::error_code& ec) {

@@ -739,6 +739,102 @@ TEST(NetThreads, PlainThreadsUseConnsToo) {
   server.join();
 }
 
+// RawConn: a descriptor owned by someone else (here a pipe), waited on by a
+// parked goroutine. Go's syscall.RawConn.
+TEST(NetRawConn, ReadParksUntilTheFdIsReadableAndFRunsAgain) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  run([&] {
+    net::RawConn rc = net::raw_conn(p[0]);
+    EXPECT_NE(rc.native_handle(), p[0]);  // a duplicate: the pipe end stays ours
+    // f tells how far it got, so each write lands after the reader has
+    // seen the one before (no sleeps: the test is the same under TSan).
+    Chan<std::size_t> progress(8);
+    std::string got;
+    int n_calls = 0;
+    WaitGroup wg;
+    wg.go([&] {
+      std::error_code ec;
+      rc.read(
+          [&](int fd) {
+            ++n_calls;
+            char buf[16];
+            ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n < 0) {
+              EXPECT_EQ(errno, EAGAIN);  // non-blocking: never blocks the thread
+              std::size_t at = got.size();
+              progress.try_send(at);
+              return false;
+            }
+            got.append(buf, static_cast<std::size_t>(n));
+            std::size_t at = got.size();
+            progress.try_send(at);
+            return got.size() >= 5;
+          },
+          ec);
+      EXPECT_FALSE(ec) << ec.message();
+    });
+    EXPECT_EQ(*progress.recv(), 0u);  // EAGAIN: the reader parks
+    ASSERT_EQ(::write(p[1], "hel", 3), 3);
+    while (*progress.recv() < 3) {
+    }
+    ASSERT_EQ(::write(p[1], "lo", 2), 2);
+    wg.wait();
+    EXPECT_EQ(got, "hello");
+    EXPECT_GE(n_calls, 3);  // EAGAIN, "hel", "lo"
+    rc.close();
+    std::error_code ec;
+    rc.read([](int) { return true; }, ec);
+    EXPECT_EQ(ec, errc::closed);
+  });
+  // The caller's descriptor is still open and usable.
+  ASSERT_EQ(::write(p[1], "x", 1), 1);
+  char c = 0;
+  EXPECT_EQ(::read(p[0], &c, 1), 1);
+  EXPECT_EQ(c, 'x');
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+TEST(NetRawConn, APastDeadlineInterruptsAWaitingReadWithoutWaitingForIt) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  run([&] {
+    net::RawConn rc = net::raw_conn(p[0]);
+    Chan<std::error_code> result(1);
+    go([&] {
+      std::error_code ec;
+      rc.read([](int fd) {
+        char b;
+        return ::read(fd, &b, 1) == 1;
+      }, ec);
+      result.send(ec);
+    });
+    sleep_for(10ms);
+    std::error_code ec;
+    rc.set_read_deadline(Clock::now() - 1s, ec);  // from another goroutine: returns at once
+    ASSERT_FALSE(ec);
+    EXPECT_EQ(*result.recv(), errc::deadline_exceeded);
+    rc.set_read_deadline(Clock::time_point::max(), ec);
+    ASSERT_EQ(::write(p[1], "y", 1), 1);
+    rc.read([](int fd) {
+      char b;
+      return ::read(fd, &b, 1) == 1;
+    }, ec);
+    EXPECT_FALSE(ec);
+  });
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+TEST(NetRawConn, ABadDescriptorIsAnError) {
+  std::error_code ec;
+  net::RawConn rc = net::raw_conn(-1, ec);
+  EXPECT_FALSE(rc);
+  EXPECT_EQ(ec, std::error_code(EBADF, std::system_category()));
+  EXPECT_THROW(net::raw_conn(-1), std::system_error);
+}
+
 TEST(BlockingCall, OthersRunMeanwhileAndItReturnsOrThrows) {
   int saved = max_procs();
   set_max_procs(1);
