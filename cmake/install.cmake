@@ -1,7 +1,12 @@
-# Installs headers, the library, an exported CMake package (goro::goro) and goro.pc.
+# Installs headers, the library, an exported CMake package (goro::goro, and
+# goro::nats when it was built) and goro.pc.
 include(CMakePackageConfigHelpers)
 
-install(TARGETS goro EXPORT goroTargets
+set(GORO_INSTALL_TARGETS goro)
+if(TARGET goro_nats)
+  list(APPEND GORO_INSTALL_TARGETS goro_nats)
+endif()
+install(TARGETS ${GORO_INSTALL_TARGETS} EXPORT goroTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
