@@ -146,17 +146,19 @@ TEST_F(NatsTest, SelectOverARemoteSubjectALocalChannelAndATimeout) {
     nc.flush();
     goro::Chan<int> local(1);
     std::vector<std::string> order;
-    auto step = [&] {
+    // The timeout is long while something is on its way (a loaded machine
+    // may take its time to deliver e1), short when nothing is.
+    auto step = [&](goro::Clock::duration timeout) {
       return goro::select(
           goro::recv(sub.messages(), [&](std::optional<nats::Msg> m) { order.push_back("remote:" + std::string(m->data())); }),
           goro::recv(local, [&](std::optional<int> v) { order.push_back("local:" + num(*v)); }),
-          goro::recv(goro::after(100ms), [&](auto) { order.push_back("timeout"); }));
+          goro::recv(goro::after(timeout), [&](auto) { order.push_back("timeout"); }));
     };
     nc.publish("events", "e1");
-    EXPECT_EQ(step(), 0u);
+    EXPECT_EQ(step(30s), 0u);
     local.send(7);
-    EXPECT_EQ(step(), 1u);
-    EXPECT_EQ(step(), 2u);  // nothing anywhere: the timer
+    EXPECT_EQ(step(30s), 1u);
+    EXPECT_EQ(step(100ms), 2u);  // nothing anywhere: the timer
     EXPECT_EQ(order, (std::vector<std::string>{"remote:e1", "local:7", "timeout"}));
   });
 }

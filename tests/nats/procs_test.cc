@@ -240,7 +240,7 @@ TEST(NatsCluster, ClientsFailOverWhenANodeDiesAndEveryAcknowledgedMessageIsConsu
     ASSERT_GE(killed, 0) << victim;
     cluster.node(killed).stop(SIGKILL);
     for (int i = 0; i < 1000 && nc.reconnects() == 0; ++i) goro::sleep_for(10ms);
-    EXPECT_EQ(nc.reconnects(), 1u);
+    EXPECT_GE(nc.reconnects(), 1u);  // failed over (a loaded survivor may take two tries)
     EXPECT_NE(nc.connected_url(), victim);
     goro::sleep_for(1500ms);  // publishing and consuming through the survivors
     stop = true;
