@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <map>
 #include <set>
 #include <string>
@@ -187,6 +189,91 @@ TEST_F(NatsTest, ASlowConsumerIsReportedAndBoundedAndUnsubscribeStillEndsIt) {
     }
     EXPECT_GE(n, 4);
     EXPECT_LE(n, 4 + 100 + 1);
+  });
+}
+
+// The event loop's write path against a socket that keeps filling: the
+// client talks to the server through a proxy that passes what the client
+// sends in small chunks, paced, out of a small receive buffer, so the
+// client's writes are partial or refused again and again while eight
+// goroutines publish. Two bugs lived here (a write event over an empty
+// buffer, which cnats takes for a closed connection: a reconnect and lost
+// publishes; and parking for writability after a partial write, which
+// stalled a flush for minutes): no publish may fail, the connection may
+// not reconnect, the flush must return, and a subscriber on a direct
+// connection gets every message exactly once.
+TEST_F(NatsTest, PublishersOnASocketThatKeepsFillingLoseNothingAndNeverReconnect) {
+  goro::run([&] {
+    namespace net = goro::net;
+    auto ln = net::listen("127.0.0.1:0");
+    int small = 4096;  // inherited by the accepted socket
+    ASSERT_EQ(::setsockopt(ln.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    goro::WaitGroup proxy;
+    proxy.go([&] {
+      std::error_code ec;
+      net::Conn client = ln.accept(ec);
+      if (ec) return;
+      net::Conn up = net::dial("127.0.0.1:" + num(server.port()), ec);
+      if (ec) return;
+      proxy.go([client, up] { net::copy(client, up); });  // the server's bytes, at once
+      char buf[4096];
+      for (;;) {
+        std::size_t n = client.read(std::span<char>(buf), ec);
+        if (n == 0 || up.write(std::string_view(buf, n), ec) != n) break;
+        goro::sleep_for(200us);
+      }
+      up.close_write(ec);
+    });
+
+    auto direct = nats::connect(server.url());
+    auto sub = direct.subscribe("fill", {.capacity = 4096});
+    direct.flush();
+    constexpr int kPublishers = 8, kEach = 1500;
+    std::vector<int> seen(kPublishers * kEach, 0);
+    goro::WaitGroup consumer;
+    auto [cctx, ccancel] = goro::with_timeout(goro::Context(), 120s);
+    consumer.go([&, cctx = cctx] {
+      auto ch = sub.messages();
+      for (int got = 0; got < kPublishers * kEach; ++got) {
+        std::optional<nats::Msg> m;
+        goro::select(goro::recv(ch, [&](std::optional<nats::Msg> v) { m = std::move(v); }), goro::recv(cctx.done()));
+        if (!m) return;  // closed, or the messages stopped coming: the count below fails
+        std::string_view d = m->data();
+        ++seen[to_int(d.substr(0, d.find(' ')))];
+      }
+    });
+
+    nats::Options o;
+    o.reconnect_wait = 50ms;
+    auto nc = nats::connect("nats://" + ln.address(), o);
+    std::atomic<int> failed{0};
+    goro::WaitGroup pubs;
+    const std::string pad(1000, 'p');
+    for (int g = 0; g < kPublishers; ++g) {
+      pubs.go([&, g] {
+        for (int i = 0; i < kEach; ++i) {
+          std::error_code ec;
+          nc.publish("fill", num(g * kEach + i) + " " + pad, ec);
+          if (ec) failed.fetch_add(1);
+        }
+      });
+    }
+    pubs.wait();
+    auto [ctx, cancel] = goro::with_timeout(goro::Context(), 60s);
+    std::error_code fec;
+    nc.flush(ctx, fec);
+    cancel();
+    EXPECT_FALSE(fec) << "flush: " << fec.message();
+    EXPECT_EQ(failed.load(), 0);
+    EXPECT_EQ(nc.reconnects(), 0u);
+    consumer.wait();
+    ccancel();
+    for (int v = 0; v < kPublishers * kEach; ++v) ASSERT_EQ(seen[v], 1) << "message " << v;
+    nc.close();
+    sub.unsubscribe();
+    direct.close();
+    ln.close();
+    proxy.wait();
   });
 }
 
