@@ -47,6 +47,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <memory>
 
 #include "arch/sanitizer.h"
 #include "sched/futex.h"
@@ -419,15 +420,36 @@ namespace goro::detail {
 
 namespace {
 
+// Seeded at a thread's first select (zero until then: a constant-initialized
+// thread_local needs no guard on each call, as a dynamically initialized one
+// does). Goroutines that move between threads share its stream with others
+// on their thread; the values only pick a poll order.
+thread_local std::uint64_t fastrand_state = 0;
+
 std::uint32_t fastrand() {
-  thread_local std::uint64_t s = [] {
-    std::uint64_t seed = reinterpret_cast<std::uintptr_t>(&s) ^ static_cast<std::uint64_t>(rt::mono_now_ns());
-    return seed | 1;
-  }();
+  std::uint64_t s = fastrand_state;
+  if (s == 0) [[unlikely]]
+    s = (reinterpret_cast<std::uintptr_t>(&fastrand_state) ^ static_cast<std::uint64_t>(rt::mono_now_ns())) | 1;
   s ^= s >> 12;
   s ^= s << 25;
   s ^= s >> 27;
+  fastrand_state = s;
   return static_cast<std::uint32_t>((s * 2685821657736338717ULL) >> 32);
+}
+
+// Sorts a select's channels by address (its lock order). Selects have a few
+// cases: insertion sort, inline, without std::sort's call and set-up.
+void sort_chans(ChanCore** a, int n) {
+  if (n > 8) {
+    std::sort(a, a + n);
+    return;
+  }
+  for (int i = 1; i < n; ++i) {
+    ChanCore* c = a[i];
+    int j = i;
+    for (; j > 0 && a[j - 1] > c; --j) a[j] = a[j - 1];
+    a[j] = c;
+  }
 }
 
 struct LockSet {
@@ -444,17 +466,24 @@ struct LockSet {
 void unlock_set(void* p) { static_cast<LockSet*>(p)->unlock(); }
 
 // Small-buffer arrays for the per-select bookkeeping; selects with more than
-// kInline cases (rare) use the heap.
+// kInline cases (rare) use the heap. Only the n elements asked for are
+// constructed: a select over two channels used to value-initialize sixteen
+// Waiters (72 bytes each) every time it parked, half of its instructions.
 template <class T, int kInline = 16>
 struct Scratch {
-  explicit Scratch(int n) : p(n <= kInline ? inline_ : new T[static_cast<std::size_t>(n)]) {}
+  explicit Scratch(int n)
+      : n_(n), p(n <= kInline ? reinterpret_cast<T*>(inline_) : static_cast<T*>(::operator new(sizeof(T) * n))) {
+    std::uninitialized_default_construct_n(p, n);
+  }
   ~Scratch() {
-    if (p != inline_) delete[] p;
+    std::destroy_n(p, n_);
+    if (p != reinterpret_cast<T*>(inline_)) ::operator delete(p);
   }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   T& operator[](int i) { return p[i]; }
-  T inline_[kInline];
+  int n_;
+  alignas(T) unsigned char inline_[sizeof(T) * kInline];
   T* p;
 };
 
@@ -525,7 +554,7 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
   // 2. Lock order: distinct channels by address.
   Scratch<ChanCore*> chans(npoll);
   for (int k = 0; k < npoll; ++k) chans[k] = cases[order[k]].chan;
-  std::sort(&chans[0], &chans[0] + npoll);
+  sort_chans(&chans[0], npoll);
   int nchans = static_cast<int>(std::unique(&chans[0], &chans[0] + npoll) - &chans[0]);
   LockSet locks{&chans[0], nchans};
   locks.lock();

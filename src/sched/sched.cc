@@ -53,6 +53,12 @@
 
 namespace goro::rt {
 
+// This thread's P (null on plain threads). Read through current_p() only
+// (sched.h: a goroutine may resume on another thread). External, under a
+// fixed assembler name and the initial-exec model, for GORO_TLS_LOAD.
+__attribute__((tls_model("initial-exec"), visibility("hidden"))) thread_local P* tls_p asm("goro_rt_tls_p") =
+    nullptr;
+
 namespace {
 
 constexpr int kMaxProcs = 256;
@@ -125,13 +131,19 @@ struct Sched {
   std::atomic<std::uint64_t> plain_epoch{0};
 };
 
-// Never destroyed: workers and abandoned goroutines outlive static destruction.
-Sched& sched() {
-  static Sched* s = new Sched;
-  return *s;
-}
+// Never destroyed: workers and abandoned goroutines outlive static
+// destruction (the union's destructor leaves its member alone). Constant-
+// initialized, so sched() is one address, without the guard check that a
+// function-local static costs on every call of the hot paths.
+union SchedHolder {
+  Sched s;
+  constexpr SchedHolder() : s() {}
+  ~SchedHolder() {}
+};
+constinit SchedHolder g_sched;
 
-thread_local P* tls_p = nullptr;
+inline Sched& sched() { return g_sched.s; }
+
 thread_local InlineCall tls_inline;  // see inline_call()
 
 extern bool g_migrate;  // GORO_DEBUG=migrate=1, see migrate_filter
@@ -1215,15 +1227,18 @@ void lock_wait_end() {
   if (P* p = tls_p) p->lock_waits.fetch_sub(1, std::memory_order_relaxed);
 }
 
+#ifndef GORO_HAVE_TLS_LOAD
 // Not inlined, and opaque to the optimizer: a goroutine may resume on another
 // thread after any switch, so the address of tls_p must be recomputed after
 // every call that can switch. A function the compiler cannot see into is
-// re-called each time.
+// re-called each time. (Where arch/tls.h has a load sequence, current_p is
+// inline in sched.h instead.)
 __attribute__((noinline)) P* current_p() {
   P* p = tls_p;
   asm volatile("" : "+r"(p)::"memory");
   return p;
 }
+#endif
 
 G* current_g() {
   P* p = current_p();

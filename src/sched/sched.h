@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "arch/tls.h"
 #include "sched/g.h"
 #include "sched/lock.h"
 #include "sched/runq.h"
@@ -150,7 +151,18 @@ struct P {
 };
 
 // ---------------------------------------------------------------- API
-P* current_p();          // this thread's P, null on plain threads (not inlined: see sched.cc)
+// This thread's P, null on plain threads. Never cached by the compiler
+// across a call that may switch (a goroutine may resume on another thread):
+// inline where arch/tls.h can load tls_p afresh, else an opaque call.
+#ifdef GORO_HAVE_TLS_LOAD
+inline P* current_p() {
+  P* p;
+  GORO_TLS_LOAD("goro_rt_tls_p", p);
+  return p;
+}
+#else
+P* current_p();
+#endif
 G* current_g();          // running goroutine, null on plain threads and on g0
 G* current_waiter();     // current_g(), or this plain thread's pseudo-G
 void ensure_started();
