@@ -408,7 +408,7 @@ void g_prepare(P* p, G* g) {
 // scheduler context when `to` is null. Returns when `from` is resumed, on
 // whatever thread resumes it. `from_done` means `from` has exited and will
 // never resume.
-void switch_from_g(P* p, G* from, G* to, Action* act, bool from_done) {
+__attribute__((always_inline)) inline void switch_from_g(P* p, G* from, G* to, Action* act, bool from_done) {
   if (from->stack != nullptr && !from->stack->guarded && !stack_canary_ok(from->stack))
     stack_overflow(from);
   void** fake = from_done ? nullptr : &from->asan_fake_stack;
@@ -473,19 +473,38 @@ void poll_if_starving(P* p) {
 // timer's callback may take that very lock (a timer sending on the channel
 // its receiver is parking on), so then a due timer makes this return null:
 // the switch goes to g0, which runs the timers with nothing held.
-G* runnable_pick(P* p, bool may_fire_timers) {
-  const std::uint32_t tick = p->schedtick.load(std::memory_order_relaxed) + 1;
-  p->schedtick.store(tick, std::memory_order_relaxed);
+// The part of runnable_pick that runs only when a timer is pending or at
+// every kGlobalCheckInterval-th tick. Returns whether pick should stop
+// (with *out, possibly null) instead of going on to the local queues.
+__attribute__((noinline)) bool runnable_pick_rare(P* p, bool may_fire_timers, std::uint32_t tick, G** out) {
   if (p->next_when.load(std::memory_order_relaxed) != INT64_MAX) {
     std::int64_t now = mono_now_ns();
     if (p->next_when.load(std::memory_order_relaxed) <= now) {
-      if (!may_fire_timers) return nullptr;
+      if (!may_fire_timers) {
+        *out = nullptr;
+        return true;
+      }
       run_timers(p, now);
     }
   }
   if (tick % kGlobalCheckInterval == 0) {
     poll_if_starving(p);
-    if (G* g = global_get(p, 1)) return g;
+    if (G* g = global_get(p, 1)) {
+      *out = g;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Inline in the switch paths: what they need at every switch is a tick, two
+// tests and a queue pop; the rest is out of line (runnable_pick_rare).
+inline G* runnable_pick(P* p, bool may_fire_timers) {
+  const std::uint32_t tick = p->schedtick.load(std::memory_order_relaxed) + 1;
+  p->schedtick.store(tick, std::memory_order_relaxed);
+  if (p->next_when.load(std::memory_order_relaxed) != INT64_MAX || tick % kGlobalCheckInterval == 0) [[unlikely]] {
+    G* g = nullptr;
+    if (runnable_pick_rare(p, may_fire_timers, tick, &g)) return g;
   }
   if (p->runnext_streak < kRunnextStreakMax || p->runq.empty()) {
     if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) {
@@ -1240,15 +1259,7 @@ __attribute__((noinline)) P* current_p() {
 }
 #endif
 
-G* current_g() {
-  P* p = current_p();
-  return p != nullptr ? p->curg : nullptr;
-}
-
-G* current_waiter() {
-  G* g = current_g();
-  return g != nullptr ? g : &thread_g();
-}
+G* thread_waiter() { return &thread_g(); }
 
 void ensure_started() {
   arch::SanRuntimeScope san;

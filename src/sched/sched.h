@@ -163,8 +163,17 @@ inline P* current_p() {
 #else
 P* current_p();
 #endif
-G* current_g();          // running goroutine, null on plain threads and on g0
-G* current_waiter();     // current_g(), or this plain thread's pseudo-G
+// The running goroutine, null on plain threads and on g0.
+inline G* current_g() {
+  P* p = current_p();
+  return p != nullptr ? p->curg : nullptr;
+}
+G* thread_waiter();      // this plain thread's pseudo-G (for park/ready)
+// current_g(), or this plain thread's pseudo-G.
+inline G* current_waiter() {
+  G* g = current_g();
+  return g != nullptr ? g : thread_waiter();
+}
 void ensure_started();
 
 void park(const char* reason, void (*unlock)(void*), void* arg);
