@@ -1304,7 +1304,18 @@ void park(const char* reason, void (*unlock)(void*), void* arg) {
   g->wait_since_ns = coarse_now_ns();
   std::pair<void (*)(void*), void*> u{unlock, arg};
   Action act{&action_unlock, g, &u};
-  switch_from_g(p, g, runnable_fast(p, false), &act, false);
+  G* to = runnable_fast(p, false);
+  if (to != nullptr && to->stack == nullptr && unlock != nullptr) [[unlikely]] {
+    // A goroutine's first run allocates its stack and faults in its first
+    // page (microseconds on a VM), and the hook's lock would be held
+    // meanwhile: it is released only after the switch. With a million
+    // goroutines parking on one WaitGroup, the other P then spun and slept
+    // on that lock (GOMAXPROCS=2: 246k futex calls). So go through g0: it
+    // runs the hook, then prepares and runs `to`, put back into runnext.
+    if (G* old = p->runnext.exchange(to, std::memory_order_release)) runq_put(p, old);
+    to = nullptr;
+  }
+  switch_from_g(p, g, to, &act, false);
   g->wait_reason = nullptr;
 }
 
