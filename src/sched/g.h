@@ -53,6 +53,7 @@ struct G {
   bool is_thread = false;
   std::uint8_t stack_class = 0;
   std::uint8_t closure_align_log2 = 4;  // alignment of a heap closure (closure != inline_closure)
+  bool stack_unguarded = false;  // `stack` has no guard page: its canary is checked at each switch
   // plain-thread waiter: the futex its park blocks on (here, it fills
   // padding). Goroutines never park on it: under GORO_DEBUG=migrate=1 it
   // holds the id + 1 of the P a goroutine last ran on (migrate_filter).

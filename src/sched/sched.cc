@@ -195,9 +195,9 @@ void global_put(G* g) {
   s.lock.unlock();
 }
 
-void runq_put(P* p, G* g) {
-  if (p->runq.push(g)) return;
-  // Full: move half of it and g to the global queue, as Go's runqputslow.
+// Full: move half of p's queue and g to the global queue, as Go's
+// runqputslow.
+__attribute__((noinline)) void runq_put_slow(P* p, G* g) {
   G* batch[RunQueue::kSize / 2 + 1];
   std::uint32_t n = p->runq.take_half(batch);
   batch[n++] = g;
@@ -205,6 +205,10 @@ void runq_put(P* p, G* g) {
   s.lock.lock();
   global_put_batch_locked(s, batch, n);
   s.lock.unlock();
+}
+
+inline void runq_put(P* p, G* g) {
+  if (!p->runq.push(g)) [[unlikely]] runq_put_slow(p, g);
 }
 
 // Takes one G to run and moves up to a fair share more into p's local queue.
@@ -383,6 +387,7 @@ void g_entry(void* transfer, void* arg);
 // Gives a G that has never run its stack and initial context.
 void g_prepare(P* p, G* g) {
   g->stack = stack_get(p, g->stack_class);
+  g->stack_unguarded = !g->stack->guarded;
   arch::san_unpoison_stack(g->stack->lo, g->stack->size());
   if constexpr (arch::kTsan) {
     if (!arch::san_fresh_stack(g->stack->lo, g->stack->size())) fatal("cannot re-map a goroutine stack");
@@ -409,7 +414,7 @@ void g_prepare(P* p, G* g) {
 // whatever thread resumes it. `from_done` means `from` has exited and will
 // never resume.
 __attribute__((always_inline)) inline void switch_from_g(P* p, G* from, G* to, Action* act, bool from_done) {
-  if (from->stack != nullptr && !from->stack->guarded && !stack_canary_ok(from->stack))
+  if (from->stack_unguarded && !stack_canary_ok(from->stack)) [[unlikely]]
     stack_overflow(from);
   void** fake = from_done ? nullptr : &from->asan_fake_stack;
   const int san_depth = arch::san_depth_save();  // this fiber's scope depth, restored on resume
@@ -598,6 +603,7 @@ void action_exit(G* prev, void*) {
   prev->san.tsan = nullptr;
   stack_put(p, prev->stack);
   prev->stack = nullptr;
+  prev->stack_unguarded = false;
   if (prev->closure != prev->inline_closure)
     ::operator delete(prev->closure, std::align_val_t{std::size_t{1} << prev->closure_align_log2});
   prev->closure = nullptr;
