@@ -471,13 +471,6 @@ void poll_if_starving(P* p) {
   poll_nonblocking(p);
 }
 
-// The quick search, done on the parking goroutine's own stack: never blocks,
-// never steals. Returns null if p has no ready work (or is being deactivated).
-// may_fire_timers: false when called from park(), whose caller may still
-// hold a primitive's lock (its park hook releases it after the switch). A
-// timer's callback may take that very lock (a timer sending on the channel
-// its receiver is parking on), so then a due timer makes this return null:
-// the switch goes to g0, which runs the timers with nothing held.
 // The part of runnable_pick that runs only when a timer is pending or at
 // every kGlobalCheckInterval-th tick. Returns whether pick should stop
 // (with *out, possibly null) instead of going on to the local queues.
@@ -502,6 +495,13 @@ __attribute__((noinline)) bool runnable_pick_rare(P* p, bool may_fire_timers, st
   return false;
 }
 
+// The quick search, done on the parking goroutine's own stack: never blocks,
+// never steals. Returns null if p has no ready work (or is being deactivated).
+// may_fire_timers: false when called from park(), whose caller may still
+// hold a primitive's lock (its park hook releases it after the switch). A
+// timer's callback may take that very lock (a timer sending on the channel
+// its receiver is parking on), so then a due timer makes this return null:
+// the switch goes to g0, which runs the timers with nothing held.
 // Inline in the switch paths: what they need at every switch is a tick, two
 // tests and a queue pop; the rest is out of line (runnable_pick_rare).
 inline G* runnable_pick(P* p, bool may_fire_timers) {
