@@ -58,7 +58,10 @@ struct G {
   // padding). Goroutines never park on it: under GORO_DEBUG=migrate=1 it
   // holds the id + 1 of the P a goroutine last ran on (migrate_filter).
   std::atomic<std::uint32_t> thread_wake{0};
-  G* sched_next = nullptr;  // global run queue / free list link (owner: that list's lock)
+  // Global run queue / free list link (owner: that list's lock), or the link
+  // of a closing channel's list of parked Gs to ready (owner: the closer,
+  // from the dequeue under the channel's lock to ready_list).
+  G* sched_next = nullptr;
 
   // --- identity and diagnostics (goroutine dumps, panics)
   std::uint64_t id = 0;

@@ -184,6 +184,13 @@ __attribute__((noinline)) void* stack_mark();
 // current one hands work to; otherwise g goes to the back of the run queue
 // (timers use that, so that expired sleepers run in deadline order).
 void ready(G* g, bool next = true);
+// Readies n parked goroutines (no thread waiters) linked through
+// sched_next, head to tail, whose status the caller has already set to
+// runnable: as many as fit go to this P's run queue, the rest to the global
+// queue in one splice, and one idle P is woken (which wakes the next when
+// it finds work). For a close that wakes many at once: ready() per G would
+// take the global queue's lock per 128 and make a seq_cst RMW per G.
+void ready_list(G* head, G* tail, std::uint32_t n);
 
 // Called when a goroutine or thread has just parked in the netpoller: if no
 // thread is blocked polling and some P is idle, wakes one to poll.

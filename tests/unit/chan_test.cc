@@ -64,6 +64,45 @@ TEST_P(ChanTest, ClosePanicsAndWakesEveryone) {
   });
 }
 
+// A close that wakes more waiters than a P's run queue holds (the rest go
+// to the global queue in one batch), of every kind: goroutines receiving,
+// goroutines in a select whose other case never fires, and plain threads.
+// Each must return once, seeing the close.
+TEST_P(ChanTest, CloseWakesThousandsOfWaitersOfEveryKindExactlyOnce) {
+  constexpr int kGoroutines = 3000, kSelects = 500, kThreads = 4;
+  Chan<int> c(0);
+  Chan<int> never(0);
+  std::atomic<int> closed_seen{0}, other_case{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      if (!c.recv()) closed_seen.fetch_add(1);
+    });
+  }
+  run([&] {
+    WaitGroup wg;
+    for (int i = 0; i < kGoroutines; ++i) {
+      wg.go([&] {
+        if (!c.recv()) closed_seen.fetch_add(1);
+      });
+    }
+    for (int i = 0; i < kSelects; ++i) {
+      wg.go([&] {
+        select(recv(c, [&](std::optional<int> v) {
+                 if (!v) closed_seen.fetch_add(1);
+               }),
+               recv(never, [&](auto) { other_case.fetch_add(1); }));
+      });
+    }
+    sleep_for(20ms);  // most are parked by now; close wakes parked and late ones alike
+    c.close();
+    wg.wait();
+  });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(closed_seen.load(), kGoroutines + kSelects + kThreads);
+  EXPECT_EQ(other_case.load(), 0);
+}
+
 TEST_P(ChanTest, HandleSemantics) {
   Chan<int> a(3);
   Chan<int> b = a;
