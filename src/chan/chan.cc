@@ -30,9 +30,10 @@
 // side released it before parking and acquires it once woken); close
 // releases &closed, and a receive that sees the channel closed acquires it.
 //
-// Select (select_impl): lock every channel involved in address order
-// (duplicates once); poll the cases in a random order and run the first
-// ready one; else enqueue one Waiter per case, all pointing at one SelectState
+// Select (select_impl): in a random order, try the first case that a
+// lock-free peek shows ready under its channel's lock alone; failing that,
+// lock every channel involved in address order (duplicates once), poll the
+// cases in that order and run the first ready one; else enqueue one Waiter per case, all pointing at one SelectState
 // whose `done` flag a waker claims with a CAS, and park with the unlock of all
 // locks as the park hook. The waker that wins the CAS completes that case;
 // the selecting goroutine then relocks everything and dequeues its other
@@ -567,6 +568,24 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
     if (has_default) return -1;
     block_forever("select (no cases)");
   }
+  // 1b. In poll order, the first case that a lock-free peek (not full(),
+  //    not empty()) says may proceed is tried under its own channel's
+  //    lock alone. Go locks every channel first and then polls; the answer
+  //    is the same kind (the first case in a random order that could
+  //    proceed when tried), without taking and releasing the other locks,
+  //    each a cache line that the other channels' users on other Ps write.
+  //    A stale peek either way costs only the full pass below, which polls
+  //    every case again under all the locks.
+  for (int k = 0; k < npoll; ++k) {
+    SelectCase& sc = cases[order[k]];
+    ChanCore* c = sc.chan;
+    if (sc.is_send ? full(c) : empty(c)) continue;  // (closed ones: the full pass)
+    LockSet one{&c, 1};
+    one.lock();
+    if (try_case(sc, one)) return order[k];
+    one.unlock();
+  }
+
   // 2. Lock order: distinct channels by address.
   Scratch<ChanCore*> chans(npoll);
   for (int k = 0; k < npoll; ++k) chans[k] = cases[order[k]].chan;
