@@ -559,7 +559,10 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
   for (int i = 0; i < n; ++i) {
     cases[i].received = false;
     if (cases[i].chan == nullptr) continue;
-    int j = static_cast<int>(fastrand() % static_cast<std::uint32_t>(npoll + 1));
+    // A slot in [0, npoll] (the first case needs no draw): the high half of
+    // a 32x32-bit product, Lemire's reduction, rather than a division.
+    int j = npoll == 0 ? 0
+                       : static_cast<int>((std::uint64_t{fastrand()} * static_cast<std::uint32_t>(npoll + 1)) >> 32);
     order[npoll] = order[j];
     order[j] = i;
     ++npoll;
