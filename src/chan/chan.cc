@@ -306,10 +306,16 @@ RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
     if (!block) return RecvResult::would_block;
     block_forever("chan receive (nil chan)");
   }
-  if (!block && empty(c)) {
-    if (!c->closed.load(std::memory_order_acquire)) return RecvResult::would_block;
-    // Closed: it stays closed, so if it is still empty it is drained for good.
-    if (empty(c)) {
+  // Without the lock: a receive that fails (non-blocking, open and empty),
+  // and one from a closed, drained channel, blocking or not. The latter
+  // keeps the receivers that a close of a busy channel wakes (a `for`
+  // over the channel receives once more) off the lock the close may still
+  // hold while it readies the rest (chan_close).
+  if (empty(c)) {
+    if (!c->closed.load(std::memory_order_acquire)) {
+      if (!block) return RecvResult::would_block;
+    } else if (empty(c)) {
+      // Closed: it stays closed, so if it is still empty it is drained for good.
       arch::san_acquire(&c->closed);
       return RecvResult::closed;
     }
@@ -357,13 +363,21 @@ void chan_close(ChanCore* c) {
   }
   c->closed.store(true, std::memory_order_release);
   arch::san_release(&c->closed);
-  // Collect every waiter first; ready them after the unlock. A goroutine's
-  // G is linked into a list for ready_list as it is dequeued (one walk over
-  // the waiters, which live on their goroutines' stacks: a close that wakes
-  // 100,000 would otherwise walk 100,000 stacks twice). Its status is set
-  // here, as ready() would: its park is complete (the hook that unlocks
-  // this channel runs after the parked G's switch), and it is on no queue,
-  // so its sched_next is free. Thread waiters are readied one by one.
+  // Dequeue every waiter; a goroutine's G is linked into a list for
+  // ready_list as it is dequeued (one walk over the waiters, which live on
+  // their goroutines' stacks, a page each). Its status is set here, as
+  // ready() would: its park is complete (the hook that unlocks this
+  // channel runs after the parked G's switch), and it is on no queue, so
+  // its sched_next is free. Every kCloseBatch goroutines are readied at
+  // once, still under the lock (lock order: a channel's lock before
+  // Sched::lock), so that other Ps run them while the walk goes on: the
+  // walk is slow (a miss per waiter), and readying only at its end left
+  // every other P idle for all of it. The rest are readied after the
+  // unlock. A woken goroutine that touches this channel again takes its
+  // lock after the walk, except a receive, which sees it closed and
+  // drained without the lock (chan_recv). Thread waiters are readied one
+  // by one after the unlock.
+  constexpr std::uint32_t kCloseBatch = 128;
   rt::G* head = nullptr;
   rt::G* tail = nullptr;
   std::uint32_t n = 0;
@@ -380,7 +394,11 @@ void chan_close(ChanCore* c) {
     g->sched_next = nullptr;
     if (tail != nullptr) tail->sched_next = g; else head = g;
     tail = g;
-    ++n;
+    if (++n == kCloseBatch) {
+      rt::ready_list(head, tail, n);
+      head = tail = nullptr;
+      n = 0;
+    }
   };
   while (Waiter* w = c->recvq.dequeue()) take(w);
   while (Waiter* w = c->sendq.dequeue()) take(w);
