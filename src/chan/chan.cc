@@ -311,14 +311,19 @@ RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
   // keeps the receivers that a close of a busy channel wakes (a `for`
   // over the channel receives once more) off the lock the close may still
   // hold while it readies the rest (chan_close).
-  if (empty(c)) {
-    if (!c->closed.load(std::memory_order_acquire)) {
-      if (!block) return RecvResult::would_block;
-    } else if (empty(c)) {
+  if (!block) {
+    if (empty(c)) {
+      if (!c->closed.load(std::memory_order_acquire)) return RecvResult::would_block;
       // Closed: it stays closed, so if it is still empty it is drained for good.
-      arch::san_acquire(&c->closed);
-      return RecvResult::closed;
+      if (empty(c)) {
+        arch::san_acquire(&c->closed);
+        return RecvResult::closed;
+      }
     }
+  } else if (c->closed.load(std::memory_order_acquire) && empty(c)) {
+    // Seen closed, then empty: drained for good, as above.
+    arch::san_acquire(&c->closed);
+    return RecvResult::closed;
   }
   c->lock.lock();
   if (Waiter* s = c->sendq.dequeue()) {

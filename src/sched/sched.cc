@@ -381,13 +381,11 @@ void g_put(P* p, G* g) {
   g->sched_next = p->gfree;
   p->gfree = g;
   if (++p->ngfree < kGFreeMax) return;
-  // Full: the older half goes to the global list, in one splice.
-  G* keep = p->gfree;
-  for (std::uint32_t i = 1; i < kGFreeMax / 2; ++i) keep = keep->sched_next;
-  G* first = keep->sched_next;
-  G* last = first;
-  while (last->sched_next != nullptr) last = last->sched_next;
-  keep->sched_next = nullptr;
+  // Full: the newest half goes to the global list, in one splice.
+  G* last = p->gfree;
+  for (std::uint32_t i = 1; i < kGFreeMax / 2; ++i) last = last->sched_next;
+  G* first = p->gfree;
+  p->gfree = last->sched_next;
   p->ngfree = kGFreeMax / 2;
   Sched& s = sched();
   s.lock.lock();
@@ -397,9 +395,9 @@ void g_put(P* p, G* g) {
 }
 
 Stack* stack_get(P* p, std::uint8_t cls) {
-  if (cls == stack_class_for(sched().default_stack.load(std::memory_order_relaxed)) &&
-      p->nscache > 0 && p->scache[p->nscache - 1]->size_class == cls)
-    return p->scache[--p->nscache];
+  // The cache holds stacks of any class (whatever exited here); its top is
+  // used when it is of the class asked for.
+  if (p->nscache > 0 && p->scache[p->nscache - 1]->size_class == cls) return p->scache[--p->nscache];
   return stack_alloc_global(cls);
 }
 

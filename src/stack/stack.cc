@@ -192,9 +192,10 @@ std::size_t page_size() {
 }
 
 std::uint8_t stack_class_for(std::size_t bytes) {
-  std::uint8_t cls = 0;
-  while (cls + 1 < kClasses && (std::size_t{1} << (cls + kMinClassShift)) < bytes) ++cls;
-  return cls;
+  if (bytes <= (std::size_t{1} << kMinClassShift)) return 0;
+  // ceil(log2(bytes)) - kMinClassShift, at most the largest class.
+  const unsigned lg = 64u - static_cast<unsigned>(__builtin_clzll(bytes - 1));
+  return static_cast<std::uint8_t>(std::min<unsigned>(lg - kMinClassShift, kClasses - 1));
 }
 
 Stack* stack_alloc_global(std::uint8_t cls) {

@@ -39,6 +39,10 @@ TEST(Stacks, ClassesRoundUpToPowersOfTwo) {
   EXPECT_EQ(rt::stack_class_for(16 * 1024), 0);
   EXPECT_EQ(rt::stack_class_for(16 * 1024 + 1), 1);
   EXPECT_EQ(rt::stack_class_for(128 * 1024), 3);
+  EXPECT_EQ(rt::stack_class_for(128 * 1024 + 1), 4);
+  EXPECT_EQ(rt::stack_class_for(std::size_t{1} << 30), 16);  // the largest class, 1 GiB
+  EXPECT_EQ(rt::stack_class_for((std::size_t{1} << 30) + 1), 16);  // larger asks get the largest
+  EXPECT_EQ(rt::stack_class_for(SIZE_MAX), 16);
 }
 
 TEST(Stacks, MemoryFallsBackAfterABurst) {
