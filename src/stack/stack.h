@@ -6,7 +6,8 @@
 // (vm.max_map_count is 65530 on a stock kernel). Each stack has a guard page
 // below it, made in the cheapest way the kernel offers:
 //   1. MADV_GUARD_INSTALL (Linux 6.13+): a guard marker inside the mapping,
-//      no extra VMA, so every stack is guarded;
+//      no extra VMA, so every stack is guarded (a slab's guards go in
+//      batches through process_madvise where it allows);
 //   2. otherwise mprotect(PROT_NONE), which splits the mapping, as long as a
 //      budget of mappings lasts (a quarter of vm.max_map_count);
 //   3. past that budget, no guard page: a canary word at the lowest address of

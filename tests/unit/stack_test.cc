@@ -1,9 +1,12 @@
 // tests/unit/stack_test.cc: goroutine stacks: guard pages, pooling,
 // and memory returned to the OS after a burst.
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "common.h"
 #include "stack/stack.h"
@@ -32,6 +35,40 @@ TEST(Stacks, EveryStackHasAGuardOrACanary) {
   EXPECT_GT(st.stacks, 0u);
   EXPECT_EQ(st.guarded_madvise + st.guarded_mprotect + st.unguarded, st.stacks);
   EXPECT_GT(st.guarded_madvise + st.guarded_mprotect, 0u);
+}
+
+// Every stack of a fresh slab, not only the first: the page below each
+// stack that says it is guarded cannot be read (process_vm_readv on this
+// process reports EFAULT, no signal), and an unguarded one carries the
+// canary. Guards are installed in batches (process_madvise); a batch that
+// put them at the wrong addresses, or skipped some, fails here.
+TEST(Stacks, EveryStackOfASlabIsGuardedWhereItSaysSo) {
+  const std::size_t ps = rt::page_size();
+  const std::uint8_t cls = rt::stack_class_for(std::size_t{2} << 20);  // a class no other test uses: fresh slabs
+  std::vector<rt::Stack*> got;
+  for (int i = 0; i < 200; ++i) got.push_back(rt::stack_alloc_global(cls));
+  int guarded = 0;
+  for (rt::Stack* st : got) {
+    char byte = 0;
+    iovec local{&byte, 1};
+    iovec remote{st->lo - ps, 1};
+    errno = 0;
+    ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (st->guarded) {
+      ++guarded;
+      EXPECT_EQ(r, -1) << "guard page of the stack at " << static_cast<void*>(st->lo) << " is readable";
+      EXPECT_EQ(errno, EFAULT);
+    } else {
+      std::uint64_t word = 0;
+      std::memcpy(&word, st->lo, sizeof word);
+      EXPECT_EQ(word, rt::kStackCanary);
+    }
+    // The usable part is readable and writable.
+    remote = iovec{st->hi - 1, 1};
+    EXPECT_EQ(process_vm_readv(getpid(), &local, 1, &remote, 1, 0), 1);
+  }
+  EXPECT_GT(guarded, 0);
+  for (rt::Stack* st : got) rt::stack_free_global(st);
 }
 
 TEST(Stacks, ClassesRoundUpToPowersOfTwo) {
