@@ -33,7 +33,8 @@
 // Select (select_impl): in a random order, try the first case that a
 // lock-free peek shows ready under its channel's lock alone; failing that,
 // lock every channel involved in address order (duplicates once), poll the
-// cases in that order and run the first ready one; else enqueue one Waiter per case, all pointing at one SelectState
+// cases in that order and run the first ready one; else enqueue one Waiter
+// per case, all pointing at one SelectState
 // whose `done` flag a waker claims with a CAS, and park with the unlock of all
 // locks as the park hook. The waker that wins the CAS completes that case;
 // the selecting goroutine then relocks everything and dequeues its other

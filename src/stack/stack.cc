@@ -130,7 +130,7 @@ bool install_guard(char* guard, Global& g) {
 }
 
 // Installs the guard pages at base + i * stride for i in [0, n) with
-// MADV_GUARD_INSTALL through process_madvise, up to 256 ranges per system
+// MADV_GUARD_INSTALL through process_madvise, up to 64 ranges per system
 // call instead of one madvise each (0.42 us a guard instead of 0.67-0.71 on
 // this project's VM, 3,000 guards; a slab of 128 KiB stacks has ~500).
 // Returns how many leading guards it installed; the caller installs the
@@ -146,7 +146,9 @@ std::size_t install_guards_batched(char* base, std::size_t n, std::size_t stride
     unsupported.store(true, std::memory_order_relaxed);
     return 0;
   }
-  constexpr std::size_t kBatch = 256;
+  // 1 KiB of iovecs: new_slab may run on the stack of the goroutine that
+  // switches to a first run, which may be a small one.
+  constexpr std::size_t kBatch = 64;
   iovec iov[kBatch];
   std::size_t done = 0;
   while (done < n) {
