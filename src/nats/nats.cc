@@ -71,6 +71,8 @@
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -520,7 +522,8 @@ void deliver_reply(ConnState* cs, natsMsg* m) {
 // (natsSubscription_NextMsg would consume it and return only a status,
 // losing the waiter). Where the symbol is missing (another libnats), the
 // mux is an asynchronous subscription instead: on_reply, on cnats's
-// delivery thread for it, one thread hop slower.
+// delivery thread for it, one thread hop slower (mux_is_async; tests run
+// that path with GORO_DEBUG=natsasyncmux=1).
 using MsgFilter = void (*)(natsConnection*, natsMsg**, void*);
 extern "C" void natsConn_setFilterWithClosure(natsConnection*, MsgFilter, void*) __attribute__((weak));
 
@@ -538,6 +541,28 @@ void mux_filter(natsConnection*, natsMsg** mp, void* closure) {
 void on_reply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
   InCallback in_callback;
   deliver_reply(static_cast<ConnState*>(closure), m);
+}
+
+// Whether replies take the fallback (the asynchronous mux subscription):
+// where libnats lacks the filter, or under GORO_DEBUG=natsasyncmux=1 (read
+// once), which exists so that tests cover the fallback with a libnats that
+// has the filter. The debug setting says so on stderr, once per process.
+bool mux_is_async() {
+  static const bool forced = [] {
+    const char* e = std::getenv("GORO_DEBUG");
+    if (e == nullptr) return false;
+    std::string_view s(e);
+    for (std::size_t pos = 0; pos <= s.size();) {
+      std::size_t comma = std::min(s.find(',', pos), s.size());
+      if (s.substr(pos, comma - pos) == "natsasyncmux=1") {
+        std::fputs("goro::nats: GORO_DEBUG=natsasyncmux=1: replies through an asynchronous subscription\n", stderr);
+        return true;
+      }
+      pos = comma + 1;
+    }
+    return false;
+  }();
+  return forced || natsConn_setFilterWithClosure == nullptr;
 }
 
 // ---- cnats's external event loop (natsOptions_SetEventLoop): called by
@@ -813,7 +838,7 @@ std::error_code ConnState::ensure_mux() {
   std::string wildcard = mux_prefix + ".*";
   natsSubscription* sub = nullptr;
   st = off_worker([&] {
-    if (natsConn_setFilterWithClosure == nullptr) {
+    if (mux_is_async()) {
       natsStatus r = natsConnection_Subscribe(&sub, nc, wildcard.c_str(), on_reply, this);
       if (r == NATS_OK) r = natsSubscription_SetPendingLimits(sub, -1, -1);
       return r;
