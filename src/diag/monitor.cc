@@ -38,6 +38,7 @@ namespace goro::rt::diag {
 namespace {
 
 std::atomic<std::uint32_t> g_req{0};
+std::atomic<std::uint64_t> g_wakeups{0};  // the monitor loop's turns (monitor_wakeups)
 std::atomic<int> g_started{0};
 
 // Constant-initialized or function-local: the runtime may start from another
@@ -224,8 +225,12 @@ void report_stall(const Stall& st) {
 
 // The monitor's scheduling duties run every `delay`: 20 us while anything
 // changes, doubling after 50 quiet rounds up to 10 ms (1 ms while
-// goroutines wait in queues and no P is idle); with every P idle or dormant
-// it sleeps until a P wakes it (ARCHITECTURE "Hand-off").
+// goroutines wait in queues and no P is idle), back to 20 us after a
+// hand-off or a new suspect; with every P idle or dormant it sleeps until a
+// P wakes it, then goes on at the delay it had reached, capped at 1 ms,
+// one delay later (ARCHITECTURE "Hand-off": a restart at 20 us with a
+// round at once cost a program idle between requests three wake-ups per
+// request).
 constexpr std::int64_t kSysmonMinDelay = 20'000;
 constexpr std::int64_t kSysmonMaxDelay = 10'000'000;
 constexpr std::int64_t kSysmonBacklogDelay = 1'000'000;  // while goroutines wait and no P is idle
@@ -245,6 +250,7 @@ void monitor_main() {
   const bool leaks = detail::leak_checks.load(std::memory_order_relaxed);
   std::int64_t next_leak_check = leaks ? mono_now_ns() + kLeakCheckPeriod : INT64_MAX;
   for (;;) {
+    g_wakeups.fetch_add(1, std::memory_order_relaxed);
     std::uint32_t r = g_req.exchange(0, std::memory_order_acq_rel);
     if ((r & kSigquit) != 0) die_with_dump("SIGQUIT: quit");
     if ((r & kCheckDeadlock) != 0 || (deadlock_recheck != INT64_MAX && mono_now_ns() >= deadlock_recheck)) {
@@ -257,17 +263,16 @@ void monitor_main() {
     std::int64_t now = mono_now_ns();
     if ((r & kSysmon) != 0) {
       sysmon_awake();
-      next_sysmon = now;
-      sysmon_delay = kSysmonMinDelay;
-      sysmon_quiet = 0;
+      sysmon_delay = std::min(sysmon_delay, kSysmonBacklogDelay);
+      next_sysmon = now + sysmon_delay;
     }
     if (now >= next_sysmon) {
       stalls.clear();
       int handed = 0;
-      bool backlog = false;
-      const bool busy = sysmon_round(now, stall_ns, stalls, handed, backlog);
+      bool backlog = false, suspect = false;
+      const bool busy = sysmon_round(now, stall_ns, stalls, handed, backlog, suspect);
       for (const Stall& st : stalls) report_stall(st);
-      if (handed > 0) {
+      if (handed > 0 || suspect) {
         sysmon_delay = kSysmonMinDelay;
         sysmon_quiet = 0;
       } else if (++sysmon_quiet > 50) {
@@ -296,6 +301,8 @@ void monitor_main() {
 }
 
 }  // namespace
+
+std::uint64_t monitor_wakeups() { return g_wakeups.load(std::memory_order_relaxed); }
 
 void monitor_poke(std::uint32_t what) {
   g_req.fetch_or(what, std::memory_order_acq_rel);

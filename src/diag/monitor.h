@@ -22,6 +22,9 @@ void monitor_start();
 // Asks the monitor to do `what` soon. Async-signal-safe (an atomic or and a
 // futex wake), callable with any lock held.
 void monitor_poke(std::uint32_t what);
+// How many times the monitor's thread has woken (each a context switch
+// that some core pays): for tests of how often it runs.
+std::uint64_t monitor_wakeups();
 
 // Threads the runtime made register themselves: the deadlock check and the
 // leak proof count every other thread of the process as able to act, unless

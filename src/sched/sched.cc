@@ -921,9 +921,13 @@ void idle_sleep(P* p) {
   std::int64_t deadline = earliest_timer();
   // The last P to go idle asks the monitor whether the program is deadlocked
   // (a cheap pre-filter first: with a timer armed, a network wait or a
-  // blocking call in flight it cannot be, and servers go idle often).
+  // blocking call in flight it cannot be, and servers go idle often; with
+  // work queued it is not, and this P does not sleep but goes back for it:
+  // a P woken for a goroutine still counts as idle until it runs, so a
+  // spawn-and-join at GOMAXPROCS=2 met this state at most bursts, and each
+  // poke woke the monitor for a check and its recheck 1 ms later).
   if (idle_now + dormant_now == s.nstarted.load(std::memory_order_relaxed) && deadline == INT64_MAX &&
-      netpoll_waiters() == 0 && blocking_inflight() == 0)
+      netpoll_waiters() == 0 && blocking_inflight() == 0 && !any_work())
     diag::monitor_poke(diag::kCheckDeadlock);
   bool polled = false;
   if (!any_work() && deadline > mono_now_ns() && p->active.load(std::memory_order_acquire)) {
@@ -1706,10 +1710,12 @@ bool hand_off(Sched& s, P* p, std::int64_t now) {
 
 }  // namespace
 
-bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& stalls, int& handed, bool& backlog) {
+bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& stalls, int& handed, bool& backlog,
+                  bool& suspect) {
   Sched& s = sched();
   handed = 0;
   backlog = false;
+  suspect = false;
   if (s.exiting.load(std::memory_order_acquire)) return false;
   // Not while the world is stopped or set_max_procs runs (never waits).
   std::unique_lock<std::mutex> stw(s.stw_mu, std::try_to_lock);
@@ -1774,7 +1780,13 @@ bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& s
         p->mon_reported = tick;
       }
     }
-      if (ran >= kBlockedNs && stuck_with_work(s, p, now) && stuck_thread(p, now, ran) && hand_off(s, p, now)) ++handed;
+    if (ran >= kBlockedNs && stuck_with_work(s, p, now)) {
+      if (p->mon_suspect_at < p->mon_since) {  // first seen stuck in this stall
+        p->mon_suspect_at = now;
+        suspect = true;
+      }
+      if (stuck_thread(p, now, ran) && hand_off(s, p, now)) ++handed;
+    }
   }
   backlog = (backlog || s.gsize.load(std::memory_order_relaxed) != 0) && s.nidle.load(std::memory_order_relaxed) == 0;
   return busy;
