@@ -226,7 +226,8 @@ void report_stall(const Stall& st) {
 // The monitor's scheduling duties run every `delay`: 20 us while anything
 // changes, doubling after 50 quiet rounds up to 10 ms (1 ms while
 // goroutines wait in queues and no P is idle), back to 20 us after a
-// hand-off or a new suspect; with every P idle or dormant it sleeps until a
+// hand-off or a first look at a stuck thread asleep in the kernel (the
+// second look is due 50 us later); with every P idle or dormant it sleeps until a
 // P wakes it, then goes on at the delay it had reached, capped at 1 ms,
 // one delay later (ARCHITECTURE "Hand-off": a restart at 20 us with a
 // round at once cost a program idle between requests three wake-ups per
@@ -269,10 +270,10 @@ void monitor_main() {
     if (now >= next_sysmon) {
       stalls.clear();
       int handed = 0;
-      bool backlog = false, suspect = false;
-      const bool busy = sysmon_round(now, stall_ns, stalls, handed, backlog, suspect);
+      bool backlog = false, look_soon = false;
+      const bool busy = sysmon_round(now, stall_ns, stalls, handed, backlog, look_soon);
       for (const Stall& st : stalls) report_stall(st);
-      if (handed > 0 || suspect) {
+      if (handed > 0 || look_soon) {
         sysmon_delay = kSysmonMinDelay;
         sysmon_quiet = 0;
       } else if (++sysmon_quiet > 50) {

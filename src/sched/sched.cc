@@ -1616,7 +1616,9 @@ bool stuck_with_work(Sched& s, P* p, std::int64_t now) {
 // Waiting for one of the runtime's own locks is never stuck (its holder is
 // off a CPU; more threads would not help). Without the kernel's numbers:
 // hand off once kStuckNs has passed.
-bool stuck_thread(P* p, std::int64_t now, std::int64_t ran) {
+// `look_soon` is set when this round took the first look at a thread asleep
+// ('S'): the second look is due kBlockedNs later, not a whole period.
+bool stuck_thread(P* p, std::int64_t now, std::int64_t ran, bool& look_soon) {
   constexpr std::int64_t kComputeNs = 10'000'000;
   constexpr std::int64_t kSampleNs = 2'000'000;
   if (p->lock_waits.load(std::memory_order_relaxed) != 0) return false;
@@ -1637,6 +1639,7 @@ bool stuck_thread(P* p, std::int64_t now, std::int64_t ran) {
     if (p->mon_s_at < p->mon_since || p->mon_s_at == 0 || run != p->mon_s_run) {
       p->mon_s_at = now;
       p->mon_s_run = run;
+      look_soon = true;
       return false;
     }
     return now - p->mon_s_at >= kBlockedNs;
@@ -1711,11 +1714,11 @@ bool hand_off(Sched& s, P* p, std::int64_t now) {
 }  // namespace
 
 bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& stalls, int& handed, bool& backlog,
-                  bool& suspect) {
+                  bool& look_soon) {
   Sched& s = sched();
   handed = 0;
   backlog = false;
-  suspect = false;
+  look_soon = false;
   if (s.exiting.load(std::memory_order_acquire)) return false;
   // Not while the world is stopped or set_max_procs runs (never waits).
   std::unique_lock<std::mutex> stw(s.stw_mu, std::try_to_lock);
@@ -1780,13 +1783,8 @@ bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& s
         p->mon_reported = tick;
       }
     }
-    if (ran >= kBlockedNs && stuck_with_work(s, p, now)) {
-      if (p->mon_suspect_at < p->mon_since) {  // first seen stuck in this stall
-        p->mon_suspect_at = now;
-        suspect = true;
-      }
-      if (stuck_thread(p, now, ran) && hand_off(s, p, now)) ++handed;
-    }
+    if (ran >= kBlockedNs && stuck_with_work(s, p, now) && stuck_thread(p, now, ran, look_soon) && hand_off(s, p, now))
+      ++handed;
   }
   backlog = (backlog || s.gsize.load(std::memory_order_relaxed) != 0) && s.nidle.load(std::memory_order_relaxed) == 0;
   return busy;

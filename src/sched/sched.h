@@ -137,7 +137,6 @@ struct P {
   std::int64_t mon_sample_at = 0, mon_run_ns = 0, mon_wait_ns = 0;  // the thread's CPU times then
   int mon_asleep = 0;  // sample windows in a row that found its thread asleep
   std::int64_t mon_s_at = 0, mon_s_run = 0;  // first round that found it asleep ('S'), its CPU time then
-  std::int64_t mon_suspect_at = 0;  // first round that found it stuck with work (this stall: >= mon_since)
   // Threads of this P blocked in the slow path of a runtime lock (its own
   // thread only writes; the monitor reads): not stuck, just contended.
   std::atomic<std::uint32_t> lock_waits{0};
@@ -251,15 +250,15 @@ std::uint64_t plain_wakeups();
 // monitor may sleep otherwise); `handed` counts the hand-offs made;
 // `backlog`: goroutines wait in queues while no P is idle (the monitor then
 // looks again within 1 ms: a worker that blocks for a few ms at a time
-// would otherwise slip between rounds 10 ms apart); `suspect`: a P was
-// found stuck with work for the first time in its current stall (the
-// monitor then looks again in 20 us, for the second look).
+// would otherwise slip between rounds 10 ms apart); `look_soon`: a round
+// took the first look at a stuck P's thread asleep in the kernel (the
+// monitor then looks again in 20 us: the second look of the 'S' rule).
 struct Stall {
   G* g;
   std::int64_t ran_ns;
 };
 bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& stalls, int& handed, bool& backlog,
-                  bool& suspect);
+                  bool& look_soon);
 // The monitor is about to sleep with no timeout: true if it may (every P is
 // idle or dormant, re-checked after announcing the sleep); the first P to
 // leave the idle list then pokes it (diag::kSysmon). sysmon_awake() after.
