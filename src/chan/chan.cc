@@ -49,6 +49,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <type_traits>
 #include <memory>
 
 #include "arch/sanitizer.h"
@@ -78,9 +79,9 @@ struct Waiter {
   SelectState* sel = nullptr;  // non-null inside a select
   int case_index = -1;
   bool success = false;        // the operation completed (false: woken by close)
-  bool* won = nullptr;         // select: set to the winning case index's flag
-  int* won_index = nullptr;
+  int* won_index = nullptr;    // select: where the winning case's index goes
 };
+static_assert(sizeof(Waiter) <= 64, "a waiter fits one cache line");
 
 struct WaitQueue {
   Waiter* first = nullptr;
@@ -467,15 +468,18 @@ namespace {
 // on their thread; the values only pick a poll order.
 thread_local std::uint64_t fastrand_state = 0;
 
+// A Weyl sequence (an odd increment) mixed by one 64x64->128-bit multiply,
+// its halves folded (wyrand's construction): any state is valid, so the seed
+// is only there to give threads different streams.
 std::uint32_t fastrand() {
   std::uint64_t s = fastrand_state;
   if (s == 0) [[unlikely]]
-    s = (reinterpret_cast<std::uintptr_t>(&fastrand_state) ^ static_cast<std::uint64_t>(rt::mono_now_ns())) | 1;
-  s ^= s >> 12;
-  s ^= s << 25;
-  s ^= s >> 27;
+    s = reinterpret_cast<std::uintptr_t>(&fastrand_state) ^ static_cast<std::uint64_t>(rt::mono_now_ns());
+  s += 0xa0761d6478bd642fULL;
   fastrand_state = s;
-  return static_cast<std::uint32_t>((s * 2685821657736338717ULL) >> 32);
+  __extension__ typedef unsigned __int128 u128;
+  const u128 m = static_cast<u128>(s) * (s ^ 0xe7037ed1a0b428dbULL);
+  return static_cast<std::uint32_t>(static_cast<std::uint64_t>(m >> 64) ^ static_cast<std::uint64_t>(m));
 }
 
 // Sorts a select's channels by address (its lock order). Selects have a few
@@ -506,31 +510,48 @@ struct LockSet {
 
 void unlock_set(void* p) { static_cast<LockSet*>(p)->unlock(); }
 
-// Small-buffer arrays for the per-select bookkeeping; selects with more than
-// kInline cases (rare) use the heap. Only the n elements asked for are
-// constructed: a select over two channels used to value-initialize sixteen
-// Waiters (72 bytes each) every time it parked, half of its instructions.
-template <class T, int kInline = 16>
-struct Scratch {
-  explicit Scratch(int n)
-      : n_(n), p(n <= kInline ? reinterpret_cast<T*>(inline_) : static_cast<T*>(::operator new(sizeof(T) * n))) {
-    std::uninitialized_default_construct_n(p, n);
+// The per-select bookkeeping: the poll order, the distinct channels in lock
+// order, and a waiter per case. Storage only: nothing is constructed (a
+// select over two channels used to value-initialize sixteen Waiters every
+// time it parked, half of its instructions), so each element is written
+// before it is read (Waiters by placement new, at registration). Selects
+// of up to kInline cases keep it on the stack; larger ones (rare) take one
+// heap block for all three arrays.
+struct SelectScratch {
+  static constexpr int kInline = 16;
+  static_assert(std::is_trivially_destructible_v<Waiter>);
+  explicit SelectScratch(int n) {
+    if (n <= kInline) [[likely]] {
+      order = inline_order;
+      chans = inline_chans;
+      waiters = reinterpret_cast<Waiter*>(inline_waiters);
+      return;
+    }
+    const std::size_t nn = static_cast<std::size_t>(n);
+    heap = static_cast<unsigned char*>(::operator new(nn * (sizeof(Waiter) + sizeof(ChanCore*) + sizeof(int))));
+    waiters = reinterpret_cast<Waiter*>(heap);
+    chans = reinterpret_cast<ChanCore**>(heap + nn * sizeof(Waiter));
+    order = reinterpret_cast<int*>(heap + nn * (sizeof(Waiter) + sizeof(ChanCore*)));
   }
-  ~Scratch() {
-    std::destroy_n(p, n_);
-    if (p != reinterpret_cast<T*>(inline_)) ::operator delete(p);
+  ~SelectScratch() {
+    if (heap != nullptr) [[unlikely]]
+      ::operator delete(heap);
   }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  T& operator[](int i) { return p[i]; }
-  int n_;
-  alignas(T) unsigned char inline_[sizeof(T) * kInline];
-  T* p;
+  SelectScratch(const SelectScratch&) = delete;
+  SelectScratch& operator=(const SelectScratch&) = delete;
+
+  int* order;
+  ChanCore** chans;
+  Waiter* waiters;
+  unsigned char* heap = nullptr;
+  alignas(Waiter) unsigned char inline_waiters[sizeof(Waiter) * kInline];
+  ChanCore* inline_chans[kInline];
+  int inline_order[kInline];
 };
 
 // Pass 1: tries case i with every lock held; returns whether it ran. On
 // success the locks are released (and a waiter readied) before returning.
-bool try_case(SelectCase& sc, const LockSet& locks) {
+__attribute__((always_inline)) inline bool try_case(SelectCase& sc, const LockSet& locks) {
   ChanCore* c = sc.chan;
   if (sc.is_send) {
     if (c->closed.load(std::memory_order_relaxed)) {
@@ -578,7 +599,8 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
   arch::SanRuntimeScope san;
   // 1. Poll order: a uniformly random permutation of the non-nil cases
   //    (inside-out Fisher-Yates), so that no ready case is favoured.
-  Scratch<int> order(n);
+  SelectScratch scratch(n);
+  int* const order = scratch.order;
   int npoll = 0;
   for (int i = 0; i < n; ++i) {
     cases[i].received = false;
@@ -614,7 +636,7 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
   }
 
   // 2. Lock order: distinct channels by address.
-  Scratch<ChanCore*> chans(npoll);
+  ChanCore** const chans = scratch.chans;
   for (int k = 0; k < npoll; ++k) chans[k] = cases[order[k]].chan;
   sort_chans(&chans[0], npoll);
   int nchans = static_cast<int>(std::unique(&chans[0], &chans[0] + npoll) - &chans[0]);
@@ -636,16 +658,11 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
   st.ncases = n;
   int won = -1;
   G* self = rt::current_waiter();
-  Scratch<Waiter> waiters(n);
+  Waiter* const waiters = scratch.waiters;
   for (int k = 0; k < npoll; ++k) {
     int i = order[k];
-    Waiter& w = waiters[i];
-    w.g = self;
-    w.elem = cases[i].elem;
-    w.sel = &st;
-    w.case_index = i;
-    w.won_index = &won;
-    (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).push(&w);
+    Waiter* w = new (&waiters[i]) Waiter{.g = self, .elem = cases[i].elem, .sel = &st, .case_index = i, .won_index = &won};
+    (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).push(w);
   }
   // Unlike send and recv, select touches its channels after the wake: the
   // clean-up below relocks every one of them. So it holds a reference to

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common.h"
@@ -101,6 +102,46 @@ TEST_P(ChanTest, CloseWakesThousandsOfWaitersOfEveryKindExactlyOnce) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(closed_seen.load(), kGoroutines + kSelects + kThreads);
   EXPECT_EQ(other_case.load(), 0);
+}
+
+// More cases than select keeps on its stack (16): its bookkeeping goes to
+// the heap. Each of 20 channels in turn is the ready one, found by the
+// first pass (a value already buffered) and by a parked select (sent
+// after it waits); the case that ran must be that channel's, with its
+// value, and no other channel may lose or gain a value.
+template <std::size_t... I>
+int select_over_20(std::vector<Chan<int>>& cs, int& got, std::index_sequence<I...>) {
+  int which = -1;
+  select(recv(cs[I], [&, i = static_cast<int>(I)](int v) {
+    which = i;
+    got = v;
+  })...);
+  return which;
+}
+
+TEST_P(ChanTest, SelectOverMoreCasesThanItsInlineStorage) {
+  run([] {
+    std::vector<Chan<int>> cs;
+    for (int i = 0; i < 20; ++i) cs.emplace_back(1);
+    for (int round = 0; round < 2; ++round) {
+      for (int i = 0; i < 20; ++i) {
+        WaitGroup wg;
+        if (round == 0) {
+          cs[i].send(100 + i);
+        } else {
+          wg.go([&cs, i] {
+            sleep_for(1ms);
+            cs[i].send(100 + i);
+          });
+        }
+        int got = -1;
+        EXPECT_EQ(select_over_20(cs, got, std::make_index_sequence<20>{}), i);
+        EXPECT_EQ(got, 100 + i);
+        wg.wait();
+        for (int k = 0; k < 20; ++k) EXPECT_EQ(cs[k].size(), 0u) << "channel " << k;
+      }
+    }
+  });
 }
 
 TEST_P(ChanTest, HandleSemantics) {
