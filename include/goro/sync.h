@@ -84,7 +84,9 @@ class WaitGroup {
 //  - try_lock(): never blocks.
 //  - unlock(): may be called by any goroutine or thread, not only the one
 //    that locked (as in Go). Unlocking an unlocked Mutex panics
-//    "sync: unlock of unlocked mutex".
+//    "sync: unlock of unlocked mutex"; two unlocks of one lock that race
+//    each other past that check end the program with the same message
+//    (a fatal error, as in Go: the wait queue's state is lost).
 // Not recursive.
 class Mutex {
  public:
@@ -94,7 +96,7 @@ class Mutex {
 
   void lock() {
     std::uint32_t s = 0;
-    // Acquire pairs with the release in unlock()/unlock_slow().
+    // Acquire pairs with the release in unlock() and unlock_slow().
     if (!state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_relaxed)) {
       lock_slow();
     } else if (detail::leak_checks.load(std::memory_order_relaxed)) [[unlikely]] {
@@ -113,9 +115,14 @@ class Mutex {
   }
   void unlock() {
     if (detail::leak_checks.load(std::memory_order_relaxed)) [[unlikely]] note_unlocking();
-    std::uint32_t s = kLocked;
-    if (!state_.compare_exchange_strong(s, 0, std::memory_order_release, std::memory_order_relaxed))
-      unlock_slow();
+    // An unlocked Mutex is caught before anything changes (a plain load of
+    // a line the holder owns); the release itself is one XADD, as Go's
+    // Unlock (cheaper than a compare-exchange), and whatever else was set
+    // (waiters) sends it to the slow path with the lock already released.
+    if ((state_.load(std::memory_order_relaxed) & kLocked) == 0) [[unlikely]] unlock_of_unlocked();
+    // Release pairs with the acquire in lock().
+    const std::uint32_t old = state_.fetch_sub(kLocked, std::memory_order_release);
+    if (old != kLocked) [[unlikely]] unlock_slow(old);
   }
 
  private:
@@ -123,7 +130,10 @@ class Mutex {
   static constexpr std::uint32_t kLocked = 1;
   static constexpr std::uint32_t kParked = 2;  // the wait queue is not empty
   GORO_EXPORT void lock_slow();
-  GORO_EXPORT void unlock_slow();
+  // old: the state before the release. A waiter is queued (kParked), or
+  // another unlock raced this one (kLocked clear: fatal, as in Go).
+  GORO_EXPORT void unlock_slow(std::uint32_t old);
+  [[noreturn]] GORO_EXPORT void unlock_of_unlocked();
   // GORO_DEBUG=leaks=1: the holder is recorded (for lock-cycle reports) and
   // only the holder may unlock.
   GORO_EXPORT void note_locked();

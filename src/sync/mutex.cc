@@ -3,10 +3,14 @@
 // Mutex protocol. state_ bits: kLocked (held), kParked (the queue under
 // qlock_ is non-empty). kParked is only set or cleared with qlock_ held; a
 // waiter sets it (CAS) while the mutex is still locked, so the unlocker,
-// which must see kParked to take the slow path, cannot miss it. Unlock with
-// waiters, under qlock_: either hand the lock to the first waiter (it waited
-// over kStarveNs: starvation mode, kLocked stays set) or release it and wake
-// the first waiter to compete again (normal mode, newcomers may barge).
+// whose release is a read-modify-write (XADD of -kLocked), sees it in the
+// value it replaced and takes the slow path. The lock is released by then:
+// under qlock_, the slow path either hands the lock to the first waiter (it
+// waited over kStarveNs: starvation mode; it takes kLocked back for it with
+// a CAS, and if a newcomer got there first, leaves the waiter first in the
+// queue, where that newcomer's unlock finds it) or wakes the first waiter
+// to compete again (normal mode, newcomers may barge), clearing kParked
+// when the queue is left empty.
 #include <goro/sync.h>
 
 #include "arch/sanitizer.h"
@@ -121,28 +125,40 @@ void Mutex::lock_slow() {
   }
 }
 
-void Mutex::unlock_slow() {
+void Mutex::unlock_of_unlocked() { throw panic_error("sync: unlock of unlocked mutex"); }
+
+void Mutex::unlock_slow(std::uint32_t old) {
   arch::SanRuntimeScope san;
-  std::uint32_t s = state_.load(std::memory_order_relaxed);
-  if ((s & kLocked) == 0) throw panic_error("sync: unlock of unlocked mutex");
+  // Two unlocks raced past unlock()'s check: the word has wrapped and its
+  // waiters may be stranded. Go makes this fatal too.
+  if ((old & kLocked) == 0) rt::fatal("sync: unlock of unlocked mutex");
   arch::san_release(this);
   qlock_.lock();
   rt::WaitList q(head_, tail_);
-  rt::WaitNode* w = q.pop_front();
-  if (w == nullptr) {  // cannot happen while kParked is consistent; release plainly
-    state_.store(0, std::memory_order_release);
+  rt::WaitNode* w = q.front();
+  if (w == nullptr) {  // cannot happen while kParked is consistent
+    state_.fetch_and(~kParked, std::memory_order_relaxed);
     qlock_.unlock();
     return;
   }
-  const std::uint32_t parked = q.empty() ? 0 : kParked;
-  // Nobody else changes state_ now: kLocked is ours, kParked needs qlock_.
   if (rt::mono_now_ns() - w->since_ns > kStarveNs) {
+    // Starving: take the lock back for w, unless a newcomer holds it now;
+    // then w stays first and kParked stays set, and that holder's unlock
+    // comes here again.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    do {
+      if ((s & kLocked) != 0) {
+        qlock_.unlock();
+        return;
+      }
+    } while (!state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_relaxed));
+    q.pop_front();
     w->granted = true;
-    if (detail::leak_checks.load(std::memory_order_relaxed)) owner_.store(w->g, std::memory_order_relaxed);  // handed over: no window without a holder
-    state_.store(kLocked | parked, std::memory_order_release);
+    if (detail::leak_checks.load(std::memory_order_relaxed)) owner_.store(w->g, std::memory_order_relaxed);
   } else {
-    state_.store(parked, std::memory_order_release);
+    q.pop_front();
   }
+  if (q.empty()) state_.fetch_and(~kParked, std::memory_order_relaxed);
   rt::G* g = w->g;
   qlock_.unlock();
   rt::ready(g);
