@@ -96,7 +96,7 @@ class Mutex {
 
   void lock() {
     std::uint32_t s = 0;
-    // Acquire pairs with the release in unlock() and unlock_slow().
+    // Acquire pairs with the release (the XADD) in unlock().
     if (!state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_relaxed)) {
       lock_slow();
     } else if (detail::leak_checks.load(std::memory_order_relaxed)) [[unlikely]] {

@@ -4,6 +4,7 @@
 // do, so an idle program stays at zero CPU.
 #pragma once
 
+#include <goro/export.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -64,8 +65,9 @@ bool thread_cpu_times(pid_t tid, std::int64_t& run_ns, std::int64_t& wait_ns);
 // Whether every thread of the process (/proc/self/task) is in `known`.
 bool only_threads(std::vector<pid_t> known);
 // A GORO_DEBUG option ("schedtrace", "migrate", ...): its number, 0 when
-// absent. GORO_DEBUG is read once, at the first call.
-long debug_option(const char* key);
+// absent. GORO_DEBUG is read once, at the first call. Exported for
+// goro::nats (its own options: natsasyncmux).
+GORO_EXPORT long debug_option(const char* key);
 
 // Threads of the runtime's own besides workers and the blocking pool.
 int monitor_threads();

@@ -72,7 +72,6 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -82,6 +81,7 @@
 #include <unordered_map>
 
 #include "arch/sanitizer.h"
+#include "diag/monitor.h"
 #include "goro/blocking.h"
 #include "goro/errc.h"
 #include "goro/net.h"
@@ -549,18 +549,9 @@ void on_reply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
 // has the filter. The debug setting says so on stderr, once per process.
 bool mux_is_async() {
   static const bool forced = [] {
-    const char* e = std::getenv("GORO_DEBUG");
-    if (e == nullptr) return false;
-    std::string_view s(e);
-    for (std::size_t pos = 0; pos <= s.size();) {
-      std::size_t comma = std::min(s.find(',', pos), s.size());
-      if (s.substr(pos, comma - pos) == "natsasyncmux=1") {
-        std::fputs("goro::nats: GORO_DEBUG=natsasyncmux=1: replies through an asynchronous subscription\n", stderr);
-        return true;
-      }
-      pos = comma + 1;
-    }
-    return false;
+    if (rt::diag::debug_option("natsasyncmux") != 1) return false;
+    std::fputs("goro::nats: GORO_DEBUG=natsasyncmux=1: replies through an asynchronous subscription\n", stderr);
+    return true;
   }();
   return forced || natsConn_setFilterWithClosure == nullptr;
 }

@@ -185,7 +185,7 @@ TEST_P(HandOff, TheStuckWorkerStepsAsideWhenItsGoroutineParks) {
 // at 20 us with a round at once each time a P left idle: about three
 // wake-ups per burst). Bursts here are 1,000 sleeps of 100 us, each
 // followed by a spawn and a join: 2,000-3,000 wake-ups in ~180 ms before
-// (12-18 per ms), 175-613 after (at most ~3.5 per ms: two per period of at
+// (12-18 per ms), 124-613 after (at most ~3.5 per ms: two per period of at
 // most 1 ms, more while the period ramps up). The bound is per elapsed
 // millisecond, generous and one-sided, so that a slower run (sanitizers,
 // a loaded machine: fewer bursts per ms) is held to the same rate.
