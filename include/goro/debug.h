@@ -39,7 +39,7 @@ struct GoroutineInfo {
   std::uint64_t id = 0;
   std::string state;          // "running", "runnable", or the wait reason ("chan receive", ...)
   std::string wait_reason;    // empty unless waiting
-  Clock::duration waiting_for{};  // how long it has been waiting (coarse: a few ms)
+  Clock::duration waiting_for{};  // how long it has been waiting (may read up to ~11 ms long)
   std::string spawn_site;     // "file:line" of the go() call
   std::string spawn_function; // the function that called go()
   std::uint64_t parent_id = 0;  // the goroutine that spawned it; 0 for one spawned by a plain thread

@@ -179,7 +179,7 @@ void blocking_run(void (*fn)(void*) noexcept, void* arg) {
   }
   if (p != nullptr) {
     // Dumps show it as "[blocking]", as before (and as Go shows "[syscall]").
-    __atomic_store_n(&g->wait_since_ns, rt::coarse_now_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&g->wait_since_ns, p->clock_ns.load(std::memory_order_relaxed), __ATOMIC_RELAXED);
     __atomic_store_n(&g->wait_reason, static_cast<const char*>(rt::kInBlocking), __ATOMIC_RELAXED);
     call_on(p->sysstack, fn, arg);  // user code: outside the runtime's scope
     __atomic_store_n(&g->wait_reason, nullptr, __ATOMIC_RELAXED);

@@ -98,7 +98,7 @@ void check_lock_cycles() {
       out += buf;
     }
     std::snprintf(buf, sizeof buf, " wait for each other's sync.Mutex forever (found %lld ms after the last one parked)\n",
-                  static_cast<long long>(std::max<std::int64_t>(0, coarse_now_ns() - last_park) / 1'000'000));
+                  static_cast<long long>(std::max<std::int64_t>(0, mono_now_ns() - last_park) / 1'000'000));
     out += buf;
     for (std::size_t k = 0; k < c.size(); ++k) {
       const GSnap& g = s.gs[c[k]];

@@ -183,7 +183,7 @@ void take_snapshot(Snapshot& s, bool stacks) {
   WorldStop w;
   stop_the_world(w, 100'000'000);
   s.all_stopped = w.all_stopped;
-  s.taken_ns = coarse_now_ns();
+  s.taken_ns = mono_now_ns();
   for_each_g(&collect, &c);
   start_the_world(w);
   std::sort(s.gs.begin(), s.gs.end(), [](const GSnap& a, const GSnap& b) {

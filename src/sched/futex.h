@@ -59,12 +59,4 @@ inline void cpu_relax() {
 #endif
 }
 
-// A cheap timestamp for bookkeeping (wait-since in goroutine dumps): a few
-// milliseconds coarse, but a plain memory read in the vDSO.
-inline std::int64_t coarse_now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 }  // namespace goro::rt

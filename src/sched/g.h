@@ -67,7 +67,7 @@ struct G {
   std::uint64_t id = 0;
   detail::SourceSite where;               // spawn site
   const char* wait_reason = nullptr;      // set while parked: "chan receive", "sleep", ...
-  std::int64_t wait_since_ns = 0;         // coarse monotonic time of the park
+  std::int64_t wait_since_ns = 0;         // when it parked: its P's clock_ns, never later (mono_now_ns)
   // What the G is parked on, for dumps and leak checks: the channel core of a
   // send or receive, the SelectState of a select, the Mutex of a lock;
   // null when the primitive does not say. Set before park, read only while

@@ -580,7 +580,7 @@ G* migrate_filter(P* p, G* g, bool may_fire_timers) {
     }
     if (q == nullptr) break;  // no other P: run it here
     g->thread_wake.store(here | kHandedOff, std::memory_order_relaxed);
-    g->wait_since_ns = coarse_now_ns();  // (a runnable G's wait time is unused: here, when it was handed over)
+    g->wait_since_ns = mono_now_ns();  // (a runnable G's wait time is unused: here, when it was handed over)
     if (G* old = q->runnext.exchange(g, std::memory_order_acq_rel)) global_put(old);
     wake_p(q);
     g = runnable_pick(p, may_fire_timers);
@@ -597,7 +597,7 @@ bool migrate_keep(P* p, P* q) {
   G* g = q->runnext.load(std::memory_order_acquire);
   return g != nullptr &&
          g->thread_wake.load(std::memory_order_relaxed) == ((static_cast<std::uint32_t>(p->id) + 1) | kHandedOff) &&
-         coarse_now_ns() - g->wait_since_ns < 5'000'000;
+         mono_now_ns() - g->wait_since_ns < 5'000'000;
 }
 
 G* runnable_fast(P* p, bool may_fire_timers = true) {
@@ -616,13 +616,13 @@ void action_requeue(G* prev, void*) {
   if (sched().nidle.load(std::memory_order_relaxed) > 0) wakep();
 }
 
-void action_unlock(G* prev, void* arg) {
+void action_unlock(G* prev, void* arg0) {
+  auto* u = static_cast<std::pair<void (*)(void*), void*>*>(arg0);
+  auto hook = u->first;
+  void* arg = u->second;
   // Before the hook: once it runs, a waker may ready prev (runnable).
   prev->status.store(GStatus::waiting, std::memory_order_release);
-  auto* u = static_cast<std::pair<void (*)(void*), void*>*>(arg);
-  auto fn = u->first;
-  void* a = u->second;
-  if (fn != nullptr) fn(a);
+  if (hook != nullptr) hook(arg);
 }
 
 void action_exit(G* prev, void*) {
@@ -847,6 +847,7 @@ void stop_wait(P* p) {
   }
   p->stw_stopped.store(false, std::memory_order_relaxed);
   s.nstopped.fetch_sub(1, std::memory_order_acq_rel);
+  p->clock_ns.store(mono_now_ns(), std::memory_order_relaxed);  // after a sleep
 }
 
 // An active P other than `not_this` (the first found; null if none is, as
@@ -898,6 +899,7 @@ void deactivate(P* p) {
   }
   p->dormant.store(false, std::memory_order_relaxed);
   s.ndormant.fetch_sub(1, std::memory_order_seq_cst);
+  p->clock_ns.store(mono_now_ns(), std::memory_order_relaxed);  // after a sleep
   sysmon_wake_if_asleep();
 }
 
@@ -955,6 +957,7 @@ void idle_sleep(P* p) {
     s.idle_epoch.fetch_add(1, std::memory_order_seq_cst);
   }
   s.lock.unlock();
+  p->clock_ns.store(mono_now_ns(), std::memory_order_relaxed);  // after a sleep
   sysmon_wake_if_asleep();
   // We run what the poll found; wake another P to take over the polling (and
   // to share the batch if it is large).
@@ -999,6 +1002,7 @@ void worker_main(P* p) {
   arch::san_release(&san_thread_start);
   tls_p = p;
   p->tid.store(gettid(), std::memory_order_release);
+  p->clock_ns.store(mono_now_ns(), std::memory_order_relaxed);
   diag::runtime_thread_add(__builtin_frame_address(0));
   install_altstack();
   p->g0_san.tsan = arch::san_current_fiber();
@@ -1339,7 +1343,7 @@ void park(const char* reason, void (*unlock)(void*), void* arg) {
     return;
   }
   g->wait_reason = reason;
-  g->wait_since_ns = coarse_now_ns();
+  g->wait_since_ns = p->clock_ns.load(std::memory_order_relaxed);  // ARCHITECTURE "Wait start"
   std::pair<void (*)(void*), void*> u{unlock, arg};
   Action act{&action_unlock, g, &u};
   G* to = runnable_fast(p, false);
@@ -1713,6 +1717,8 @@ bool hand_off(Sched& s, P* p, std::int64_t now) {
 
 }  // namespace
 
+constexpr std::int64_t kClockStaleNs = 1'000'000;
+
 bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& stalls, int& handed, bool& backlog,
                   bool& look_soon) {
   Sched& s = sched();
@@ -1720,6 +1726,14 @@ bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& s
   backlog = false;
   look_soon = false;
   if (s.exiting.load(std::memory_order_acquire)) return false;
+  // Wait-start stamps (ARCHITECTURE "Wait start"), before the lock below: a
+  // dump that waits for a computing P holds it for 100 ms. Only a stale
+  // stamp is written, so a P that switches often keeps its line to itself.
+  // (A P slot, once started, is never freed.)
+  for (int i = 0, n = s.nstarted.load(std::memory_order_acquire); i < n; ++i) {
+    P* p = s.ps[i];
+    if (now - p->clock_ns.load(std::memory_order_relaxed) > kClockStaleNs) p->clock_ns.store(now, std::memory_order_relaxed);
+  }
   // Not while the world is stopped or set_max_procs runs (never waits).
   std::unique_lock<std::mutex> stw(s.stw_mu, std::try_to_lock);
   if (!stw.owns_lock()) return true;

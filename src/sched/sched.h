@@ -89,6 +89,11 @@ struct P {
   // that has run one goroutine for long.
   std::atomic<std::uint32_t> schedtick{0};
   std::uint32_t runnext_streak = 0;
+  // A recent mono_now_ns(), never later than now: what park() stamps as a
+  // goroutine's wait start. Stored by this P's thread when it starts and
+  // after it sleeps, and by the monitor when over 1 ms old (ARCHITECTURE
+  // "Wait start"). Relaxed: a hint.
+  std::atomic<std::int64_t> clock_ns{0};
   std::uint64_t rng = 0;
   G* gfree = nullptr;
   std::uint32_t ngfree = 0;

@@ -245,9 +245,60 @@ TEST(Diag, GoroutinesSnapshotHasParentsSitesAndWaitTimes) {
   EXPECT_EQ(k->parent_id, parent.load());
   EXPECT_EQ(p->parent_id, 0u);  // spawned by this plain thread
   EXPECT_NE(k->spawn_site.find("diag_test.cc:"), std::string::npos) << k->spawn_site;
-  EXPECT_GE(k->waiting_for, 10ms);  // coarse clock: a few ms of slack
+  EXPECT_GE(k->waiting_for, 30ms);  // a park's stamp is never later than the park
   c.send(1);
   c.send(2);
+}
+
+// A park copies its P's clock instead of reading one (ARCHITECTURE "Wait
+// start"); these check the clock is fresh where nothing switches for long.
+// The bounds are generous: a stale stamp reads the whole gap before the park.
+
+// The P computed for 500 ms without a scheduling point, then parked: the
+// monitor refreshed its clock meanwhile.
+TEST(Diag, WaitTimeIsFreshAfterALongComputation) {
+  Chan<int> c(0);
+  std::atomic<std::uint64_t> id{0};
+  go([&] {
+    id.store(goroutine_id());
+    const auto until = std::chrono::steady_clock::now() + 500ms;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    c.recv();
+  });
+  while (id.load() == 0) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(wait_for_state(id.load(), "chan receive"));
+  std::this_thread::sleep_for(20ms);
+  std::vector<GoroutineInfo> gs = goroutines();
+  const GoroutineInfo* g = find(gs, id.load());
+  ASSERT_NE(g, nullptr);
+  EXPECT_GE(g->waiting_for, 20ms);
+  EXPECT_LT(g->waiting_for, 400ms);  // stale: >= 520 ms
+  c.send(1);
+}
+
+// Every P slept 500 ms with nothing to do; a goroutine woken then parks at
+// once, before the monitor (asleep meanwhile) runs a round: the P refreshed
+// its clock when it woke.
+TEST(Diag, WaitTimeIsFreshAfterTheProcessIdled) {
+  Chan<int> wake(0), c(0);
+  std::atomic<std::uint64_t> id{0};
+  go([&] {
+    id.store(goroutine_id());
+    wake.recv();
+    c.send(1);
+  });
+  while (id.load() == 0) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(wait_for_state(id.load(), "chan receive"));
+  std::this_thread::sleep_for(500ms);
+  wake.send(1);  // from this plain thread: the goroutine runs on a P that slept
+  ASSERT_TRUE(wait_for_state(id.load(), "chan send"));
+  std::this_thread::sleep_for(20ms);
+  std::vector<GoroutineInfo> gs = goroutines();
+  const GoroutineInfo* g = find(gs, id.load());
+  ASSERT_NE(g, nullptr);
+  EXPECT_LT(g->waiting_for, 400ms);  // stale: >= 500 ms
+  EXPECT_EQ(c.recv(), 1);
 }
 
 // A minimal JSON checker: the dump must parse.
