@@ -4,8 +4,10 @@
 //   queue <url> <n> <size>  one queue-group member receives n messages that
 //                           another connection publishes: messages/s from
 //                           the first to the last
-//   req <url> <n>           n sequential request/reply round trips to a
-//                           responder on another connection: p50, p99 (us)
+//   req <url> <n> [size idle]  n sequential request/reply round trips to a
+//                           responder on another connection: p50, p99 (us);
+//                           with idle, the responder's connection also holds
+//                           that many subscriptions that receive nothing
 #include <goro/goro.h>
 #include <goro/nats.h>
 
@@ -61,6 +63,9 @@ int main(int argc, char** argv) {
     if (mode == "req") {
       auto resp_nc = nats::connect(url);
       auto sub = resp_nc.subscribe("bench.req");
+      long idle = argc > 5 ? std::stol(argv[5]) : 0;
+      std::vector<nats::Subscription> idle_subs;
+      for (long i = 0; i < idle; ++i) idle_subs.push_back(resp_nc.subscribe("bench.idle." + std::to_string(i)));
       resp_nc.flush();
       goro::go([sub] {
         for (nats::Msg m : sub.messages()) m.respond(m.data());

@@ -17,8 +17,9 @@
 //
 // Subscriptions are synchronous in cnats's terms (no delivery thread): the
 // reader, after each read, wakes the pump goroutine of each subscription
-// with messages queued; the pump moves them into the subscription's
-// channel in order. So a message goes from the socket to its consumer on
+// with messages queued (those whose subject matches one the read brought,
+// once a connection has many: see dispatch); the pump moves them into the
+// subscription's channel in order. So a message goes from the socket to its consumer on
 // goroutines only; replies to requests reach their waiters from the reader
 // itself (see deliver_reply). Threads remain where cnats needs them:
 // cnats's timer, reconnect and JetStream publish-ack threads, and one thread of
@@ -352,6 +353,12 @@ struct Attachment {
 // Subscription's weak one) count on Owner instead, through aliasing
 // pointers to this same object: the last of them closes the connection
 // (Owner's destructor), while the core stays valid for whoever still runs.
+// Lets a map keyed by std::string be searched with a string_view.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view v) const noexcept { return std::hash<std::string_view>{}(v); }
+};
+
 struct ConnState {
   natsConnection* nc = nullptr;
   natsOptions* opts = nullptr;
@@ -365,7 +372,8 @@ struct ConnState {
   // waiter owns a token.
   std::mutex mux_mu;  // never held across a park or a cnats call
   std::atomic<natsSubscription*> mux_sub{nullptr};
-  std::string mux_prefix;
+  std::string mux_prefix;  // written once, before mux_ready
+  std::atomic<bool> mux_ready{false};  // the filter may read mux_prefix
   std::uint64_t mux_next = 0;
   std::unordered_map<std::uint64_t, Chan<Msg>> waiters;
 
@@ -393,11 +401,26 @@ struct ConnState {
   Chan<std::monostate> io_stop{0};  // closed once, by stop_io
   std::once_flag io_stop_once;
   goro::WaitGroup io_wg;            // the reader and the writer
-  // Plain subscriptions, for the reader to wake their pumps. A pump
+  // Plain subscriptions, for the reader to wake their pumps, by subject:
+  // literal ones in a map, those with a wildcard token in a list. A pump
   // registers itself and unregisters before it ends, so a pointer here is
   // live while subs_mu is held. Lock order: subs_mu, then cnats's locks.
   std::mutex subs_mu;
-  std::vector<SubState*> subs;
+  std::unordered_map<std::string, std::vector<SubState*>, StringHash, std::equal_to<>> literal_subs;
+  std::vector<SubState*> wild_subs;
+  std::size_t nsubs = 0;
+  // The message filter (conn_filter), installed once: by the first request
+  // (the reply mux) or when the subscriptions reach kSeenSubs. Once it is,
+  // it sees every message the reader's read events parse and notes its
+  // subject in `seen` (the reader's alone: the filter runs inside those
+  // events): NUL-terminated subjects, nseen of them, or seen_overflow when
+  // a read brought over kSeenMax distinct ones in a row.
+  std::once_flag filter_once;
+  std::atomic<bool> filtered{false};
+  std::string seen;
+  int nseen = 0;
+  bool seen_overflow = false;
+  void install_filter();
 
   std::error_code ensure_mux();
   std::error_code ensure_js();
@@ -433,6 +456,8 @@ struct RawSink final : Sink {
 
 struct SubState {
   natsSubscription* sub = nullptr;
+  std::string subject;  // as subscribed: dispatch matches arrivals against it
+  bool wild = false;    // it has a `*` or `>` token
   // Owns sub (destroys it with the last owner). A JetStream message holds
   // it too (its ack goes through the subscription), but not the SubState:
   // a message left in the channel must not keep the channel alive.
@@ -527,15 +552,44 @@ void deliver_reply(ConnState* cs, natsMsg* m) {
 using MsgFilter = void (*)(natsConnection*, natsMsg**, void*);
 extern "C" void natsConn_setFilterWithClosure(natsConnection*, MsgFilter, void*) __attribute__((weak));
 
-void mux_filter(natsConnection*, natsMsg** mp, void* closure) {
+// How many distinct subjects one read may note before dispatch gives up
+// matching them and looks at every subscription; and how many
+// subscriptions make the filter worth its cost (cnats drops and retakes a
+// lock around it, per message: a lock pair against one pending-count look
+// per subscription per read).
+constexpr int kSeenMax = 64;
+constexpr std::size_t kSeenSubs = 32;
+
+// cnats's message filter, on the reader (inside its read events), for
+// every message before cnats queues it: takes the replies to the mux, and
+// notes the others' subjects for dispatch.
+void conn_filter(natsConnection*, natsMsg** mp, void* closure) {
   auto* cs = static_cast<ConnState*>(closure);
   const char* subj = natsMsg_GetSubject(*mp);
-  // mux_prefix is set before the filter (cnats's subsMu orders the two).
-  const std::string& prefix = cs->mux_prefix;
-  if (std::strncmp(subj, prefix.data(), prefix.size()) != 0 || subj[prefix.size()] != '.') return;
-  natsMsg* m = std::exchange(*mp, nullptr);  // ours: cnats neither queues nor frees it
-  InCallback in_callback;  // a connection's last handle may die here: not closed on the reader
-  deliver_reply(cs, m);
+  if (cs->mux_ready.load(std::memory_order_acquire)) {
+    const std::string& prefix = cs->mux_prefix;
+    if (std::strncmp(subj, prefix.data(), prefix.size()) == 0 && subj[prefix.size()] == '.') {
+      natsMsg* m = std::exchange(*mp, nullptr);  // ours: cnats neither queues nor frees it
+      InCallback in_callback;  // a connection's last handle may die here: not closed on the reader
+      deliver_reply(cs, m);
+      return;
+    }
+  }
+  if (cs->seen_overflow) return;
+  // Consecutive messages usually share a subject: compare with the last.
+  std::size_t len = std::strlen(subj);
+  std::string& seen = cs->seen;
+  std::size_t n = seen.size();  // ends with a NUL unless empty
+  if (n >= len + 1 && (n == len + 1 || seen[n - len - 2] == '\0') &&
+      std::memcmp(seen.data() + n - len - 1, subj, len) == 0) {
+    return;
+  }
+  if (cs->nseen == kSeenMax) {
+    cs->seen_overflow = true;
+    return;
+  }
+  seen.append(subj, len + 1);  // with its NUL
+  ++cs->nseen;
 }
 
 void on_reply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
@@ -687,15 +741,86 @@ bool wait_wake(const Chan<std::monostate>& wake, const Chan<std::monostate>& sto
   return woken;
 }
 
-// After a read, on the reader goroutine: each subscription with messages
-// queued in cnats gets its pump woken (or told that it ended: a closed
-// subscription fails GetPending).
-void dispatch(ConnState* cs) {
-  std::lock_guard<std::mutex> lk(cs->subs_mu);
-  for (SubState* s : cs->subs) {
-    int n = 0;
-    if (cn([&] { return natsSubscription_GetPending(s->sub, &n, nullptr); }) != NATS_OK || n > 0) poke(s->wake);
+// Whether a NATS subject matches a subscription's: `*` matches one token,
+// a final `>` one or more.
+bool subject_matches(std::string_view pattern, std::string_view subj) {
+  for (;;) {
+    std::size_t pd = pattern.find('.'), sd = subj.find('.');
+    std::string_view pt = pattern.substr(0, pd), st = subj.substr(0, sd);
+    if (pt == ">") return !st.empty();
+    if (pt != "*" && pt != st) return false;
+    if (pd == std::string_view::npos || sd == std::string_view::npos) return pd == sd;
+    pattern.remove_prefix(pd + 1);
+    subj.remove_prefix(sd + 1);
   }
+}
+
+bool has_wildcard(std::string_view subject) {
+  for (;;) {
+    std::size_t d = subject.find('.');
+    std::string_view t = subject.substr(0, d);
+    if (t == "*" || t == ">") return true;
+    if (d == std::string_view::npos) return false;
+    subject.remove_prefix(d + 1);
+  }
+}
+
+// Wakes s's pump if cnats has messages queued for it (or tells it that it
+// ended: a closed subscription fails GetPending).
+void wake_if_pending(SubState* s) {
+  int n = 0;
+  if (cn([&] { return natsSubscription_GetPending(s->sub, &n, nullptr); }) != NATS_OK || n > 0) poke(s->wake);
+}
+
+// After a read, on the reader goroutine: wakes the pumps of the
+// subscriptions with messages queued. With the filter on since before the
+// read (`filtered`, read by the reader before it), only those whose
+// subject matches one the read noted are looked at: a hash look-up per
+// subject plus the wildcard subscriptions, not a look at each of
+// thousands of idle subscriptions per read (10,000 of them cost a request
+// round trip 300 us). Otherwise, or after a read of many subjects, all.
+void dispatch(ConnState* cs, bool filtered) {
+  std::lock_guard<std::mutex> lk(cs->subs_mu);
+  if (!filtered || cs->seen_overflow) {
+    for (auto& [subject, v] : cs->literal_subs)
+      for (SubState* s : v) wake_if_pending(s);
+    for (SubState* s : cs->wild_subs) wake_if_pending(s);
+  } else {
+    for (std::size_t at = 0; at < cs->seen.size();) {
+      std::string_view subj(cs->seen.data() + at);
+      at += subj.size() + 1;
+      if (auto it = cs->literal_subs.find(subj); it != cs->literal_subs.end())
+        for (SubState* s : it->second) wake_if_pending(s);
+      for (SubState* s : cs->wild_subs)
+        if (subject_matches(s->subject, subj)) wake_if_pending(s);
+    }
+  }
+  cs->seen.clear();
+  cs->nseen = 0;
+  cs->seen_overflow = false;
+}
+
+// Returns how many subscriptions there are now.
+std::size_t add_sub(ConnState* cs, SubState* s) {
+  std::lock_guard<std::mutex> lk(cs->subs_mu);
+  if (s->wild) {
+    cs->wild_subs.push_back(s);
+  } else {
+    cs->literal_subs[s->subject].push_back(s);
+  }
+  return ++cs->nsubs;
+}
+
+void remove_sub(ConnState* cs, SubState* s) {
+  std::lock_guard<std::mutex> lk(cs->subs_mu);
+  if (s->wild) {
+    cs->wild_subs.erase(std::find(cs->wild_subs.begin(), cs->wild_subs.end(), s));
+  } else {
+    auto it = cs->literal_subs.find(s->subject);
+    it->second.erase(std::find(it->second.begin(), it->second.end(), s));
+    if (it->second.empty()) cs->literal_subs.erase(it);
+  }
+  --cs->nsubs;
 }
 
 // A plain subscription's pump goroutine: moves what cnats queued for the
@@ -730,10 +855,7 @@ void pump(std::shared_ptr<SubState> s, std::shared_ptr<ConnState> core) {
       s->sink->deliver(MsgState::make(m, std::move(owner)), s->done);
     }
   }
-  {
-    std::lock_guard<std::mutex> lk(cs->subs_mu);
-    cs->subs.erase(std::find(cs->subs.begin(), cs->subs.end(), s.get()));
-  }
+  remove_sub(cs, s.get());
   s->complete();
 }
 
@@ -754,18 +876,22 @@ void reader_loop(std::shared_ptr<ConnState> core) {
     a->rc.read(
         [&](int fd) {
           for (;;) {
+            // Whether every message of this read passes the filter.
+            const bool filtered = cs->filtered.load(std::memory_order_acquire);
             off_worker([&] { natsConnection_ProcessReadEvent(a->nc); });
             int avail = 0;
-            if (a->stale.load(std::memory_order_acquire) || ::ioctl(fd, FIONREAD, &avail) != 0 || avail == 0) break;
+            if (a->stale.load(std::memory_order_acquire) || ::ioctl(fd, FIONREAD, &avail) != 0 || avail == 0) {
+              dispatch(cs, filtered);
+              break;
+            }
             // More is waiting. Before reading it, let the pumps move what
             // this read queued: a reader that read all the kernel had
             // first grew cnats's queues by hundreds of thousands of
             // messages whenever the consumers fell behind (their memory
             // then cost more than the messages: page faults, sysmalloc).
-            dispatch(cs);
+            dispatch(cs, filtered);
             goro::yield();
           }
-          dispatch(cs);
           return a->stale.load(std::memory_order_acquire);
         },
         ec);
@@ -818,23 +944,37 @@ void on_pub_ack(jsCtx*, natsMsg* m, jsPubAck* pa, jsPubAckErr* pae, void* closur
 
 }  // namespace
 
+// Where the filter exists. Any goroutine; the reader's read events that
+// begin after `filtered` reads true run with the filter (cnats reads it
+// under its subscriptions' lock, which the install takes).
+void ConnState::install_filter() {
+  if (mux_is_async()) return;
+  std::call_once(filter_once, [&] {
+    cn([&] { natsConn_setFilterWithClosure(nc, conn_filter, this); });
+    filtered.store(true, std::memory_order_release);
+  });
+}
+
 std::error_code ConnState::ensure_mux() {
   std::lock_guard<std::mutex> lk(mux_mu);
   if (mux_sub.load(std::memory_order_relaxed) != nullptr) return {};
-  natsInbox* inbox = nullptr;
-  natsStatus st = cn([&] { return natsInbox_Create(&inbox); });
-  if (st != NATS_OK) return to_ec(st);
-  mux_prefix = inbox;
-  natsInbox_Destroy(inbox);
+  if (!mux_ready.load(std::memory_order_relaxed)) {  // (a retry after a failed SUB keeps it)
+    natsInbox* inbox = nullptr;
+    natsStatus st = cn([&] { return natsInbox_Create(&inbox); });
+    if (st != NATS_OK) return to_ec(st);
+    mux_prefix = inbox;
+    natsInbox_Destroy(inbox);
+    mux_ready.store(true, std::memory_order_release);
+  }
   std::string wildcard = mux_prefix + ".*";
   natsSubscription* sub = nullptr;
-  st = off_worker([&] {
+  if (!mux_is_async()) install_filter();  // before the SUB: no reply can precede it
+  natsStatus st = off_worker([&] {
     if (mux_is_async()) {
       natsStatus r = natsConnection_Subscribe(&sub, nc, wildcard.c_str(), on_reply, this);
       if (r == NATS_OK) r = natsSubscription_SetPendingLimits(sub, -1, -1);
       return r;
     }
-    natsConn_setFilterWithClosure(nc, mux_filter, this);  // before the SUB: no reply can precede it
     return natsConnection_SubscribeSync(&sub, nc, wildcard.c_str());
   });
   if (st != NATS_OK) {
@@ -1105,6 +1245,8 @@ Subscription Conn::subscribe_into(std::string_view subject, const SubOptions& op
   auto ss = std::make_shared<SubState>();
   ss->conn = s_;
   ss->sink = std::move(sink);
+  ss->subject = subject;
+  ss->wild = detail::has_wildcard(subject);
   std::string subj(subject), queue(opts.queue);
   natsConnection* nc = s_->nc;
   SubState* raw = ss.get();
@@ -1122,10 +1264,7 @@ Subscription Conn::subscribe_into(std::string_view subject, const SubOptions& op
     return {};
   }
   std::shared_ptr<ConnState> core = s_->core_ref.lock();
-  {
-    std::lock_guard<std::mutex> lk(core->subs_mu);
-    core->subs.push_back(raw);
-  }
+  if (detail::add_sub(core.get(), raw) >= detail::kSeenSubs) core->install_filter();
   goro::go(detail::pump, ss, core);
   Subscription s;
   s.s_ = std::move(ss);

@@ -277,6 +277,94 @@ TEST_F(NatsTest, PublishersOnASocketThatKeepsFillingLoseNothingAndNeverReconnect
   });
 }
 
+// The reader wakes only the subscriptions whose subject matches what a read
+// brought once a connection has many (the filter notes subjects; a read of
+// many distinct ones falls back to looking at all). Whatever the path, each
+// subscription gets exactly the messages its subject matches: literal,
+// `*`, `>` and queue subscriptions, a subject nobody matches, reads of one
+// subject and reads of hundreds, and a stream that runs while the
+// subscriptions cross the count at which the filter is installed.
+TEST_F(NatsTest, ManySubscriptionsEachGetExactlyTheMessagesTheirSubjectMatches) {
+  goro::run([&] {
+    auto nc = nats::connect(server.url());
+    auto pub = nats::connect(server.url());
+    constexpr int kLiteral = 200, kStream = 20000, kRounds = 3;
+    std::vector<std::string> names;  // what each counted subscription is
+    std::vector<nats::Subscription> subs;
+    std::vector<std::atomic<int>> got(kLiteral + 8);
+    goro::WaitGroup wg;
+    auto count = [&](nats::Subscription s, std::string name) {
+      int k = static_cast<int>(subs.size());
+      subs.push_back(s);
+      names.push_back(std::move(name));
+      wg.go([&, s, k] {
+        for (nats::Msg m : s.messages()) got[k].fetch_add(1);
+      });
+    };
+    // The stream starts on a connection with one subscription (no filter),
+    // and keeps going while the others are added.
+    auto stream = nc.subscribe("stream");
+    nc.flush();
+    std::vector<int> stream_got;  // read once its goroutine has ended
+    std::atomic<int> stream_n{0};
+    wg.go([&] {
+      for (nats::Msg m : stream.messages()) {
+        stream_got.push_back(to_int(m.data()));
+        stream_n.fetch_add(1);
+      }
+    });
+    goro::WaitGroup streaming;
+    streaming.go([&] {
+      for (int i = 0; i < kStream; ++i) {
+        pub.publish("stream", num(i));
+        if (i % 64 == 0) goro::yield();
+      }
+      pub.flush();
+    });
+    for (int i = 0; i < kLiteral; ++i) count(nc.subscribe("t." + num(i)), "t." + num(i));
+    count(nc.subscribe("t.*"), "t.*");
+    count(nc.subscribe("t.>"), "t.>");
+    count(nc.subscribe("u.*.x"), "u.*.x");
+    count(nc.subscribe("t.7", {.queue = "g"}), "t.7 in a queue group");
+    nc.flush();
+    streaming.wait();
+    // Each round: every subject once in one burst (hundreds in a read),
+    // then a few one at a time with a flush between (a subject per read).
+    for (int r = 0; r < kRounds; ++r) {
+      for (int i = 0; i < kLiteral; ++i) pub.publish("t." + num(i), "burst");
+      pub.publish("t.a.b", "deep");
+      pub.publish("u.1.x", "x");
+      pub.publish("u.1.y", "nobody");
+      pub.flush();
+      for (int i : {0, 7, 199}) {
+        pub.publish("t." + num(i), "alone");
+        pub.flush();
+      }
+      pub.publish("u.2.x", "x");
+      pub.flush();
+    }
+    std::vector<int> want(subs.size(), 0);
+    for (int i = 0; i < kLiteral; ++i) want[i] = kRounds * (i == 0 || i == 7 || i == 199 ? 2 : 1);
+    want[kLiteral] = kRounds * (kLiteral + 3);      // t.*
+    want[kLiteral + 1] = kRounds * (kLiteral + 4);  // t.> (and t.a.b)
+    want[kLiteral + 2] = kRounds * 2;               // u.*.x
+    want[kLiteral + 3] = kRounds * 2;               // t.7, the queue group's only member
+    auto done = [&] {
+      if (stream_n.load() < kStream) return false;
+      for (std::size_t k = 0; k < subs.size(); ++k)
+        if (got[k].load() < want[k]) return false;
+      return true;
+    };
+    for (int spins = 0; spins < 3000 && !done(); ++spins) goro::sleep_for(5ms);
+    goro::sleep_for(50ms);  // an extra message, if any, would arrive meanwhile
+    nc.close();
+    wg.wait();
+    ASSERT_EQ(stream_got.size(), static_cast<std::size_t>(kStream));
+    for (int i = 0; i < kStream; ++i) ASSERT_EQ(stream_got[i], i);
+    for (std::size_t k = 0; k < subs.size(); ++k) EXPECT_EQ(got[k].load(), want[k]) << names[k];
+  });
+}
+
 TEST_F(NatsTest, ClosingTheConnectionClosesEverySubscriptionsChannel) {
   goro::run([&] {
     auto nc = nats::connect(server.url());
