@@ -116,8 +116,9 @@ void write_stderr(const std::string& s);
 // The holder of a Mutex recorded under GORO_DEBUG=leaks=1 (src/sync/mutex.cc).
 const void* mutex_owner(const void* m);
 // Looks for goroutines waiting on each other's Mutex in a cycle and reports
-// each new one on stderr with their stacks (the monitor calls it).
-void check_lock_cycles();
+// each new one on stderr with their stacks (the monitor calls it). Returns
+// false when it could not look (some P did not stop): try again later.
+bool check_lock_cycles();
 
 // Channel internals for the dump (src/chan/chan.cc).
 void chan_diag(const void* core, std::size_t& len, std::size_t& cap);

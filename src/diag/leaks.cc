@@ -67,7 +67,7 @@ std::vector<std::uint64_t> ids_of(const Snapshot& s, const std::vector<std::size
 }
 }  // namespace
 
-void check_lock_cycles() {
+bool check_lock_cycles() {
   static auto* reported = new std::set<std::vector<std::uint64_t>>;  // the monitor thread's only
   // First without stacks (the world stops only to read descriptors and
   // holders); with stacks only when a new cycle is there.
@@ -75,14 +75,13 @@ void check_lock_cycles() {
     Snapshot quick;
     take_snapshot(quick, false);
     bool fresh = false;
-    if (quick.all_stopped) {
-      for (const auto& c : find_cycles(quick)) fresh = fresh || reported->count(ids_of(quick, c)) == 0;
-    }
-    if (!fresh) return;
+    if (!quick.all_stopped) return false;
+    for (const auto& c : find_cycles(quick)) fresh = fresh || reported->count(ids_of(quick, c)) == 0;
+    if (!fresh) return true;
   }
   Snapshot s;
   take_snapshot(s, true);
-  if (!s.all_stopped) return;  // edges of a P that did not stop may be stale
+  if (!s.all_stopped) return false;  // edges of a P that did not stop may be stale
   for (const std::vector<std::size_t>& c : find_cycles(s)) {
     std::vector<std::uint64_t> ids;
     std::int64_t last_park = 0;
@@ -116,6 +115,7 @@ void check_lock_cycles() {
     std::swap(s.gs, members);
     write_stderr(out);
   }
+  return true;
 }
 
 void report_blocked_forever() {

@@ -188,6 +188,7 @@ struct DebugOptions {
 // Lock-cycle checks stop the world: under heavy Mutex contention (every
 // park pokes) they are coalesced to one per kCycleCheckGap.
 constexpr std::int64_t kCycleCheckGap = 2'000'000;
+constexpr int kCycleRetries = 5;
 
 // GORO_DEBUG=leaks=1: the proof of goroutines blocked forever runs once a
 // second, when some goroutine has waited on a channel for that long.
@@ -248,6 +249,7 @@ void monitor_main() {
   std::int64_t next_trace = g_schedtrace_ms > 0 ? mono_now_ns() + g_schedtrace_ms * 1'000'000 : INT64_MAX;
   std::int64_t next_cycle_check = 0;
   bool cycle_check_pending = false;
+  int cycle_retries = 0;
   const bool leaks = detail::leak_checks.load(std::memory_order_relaxed);
   std::int64_t next_leak_check = leaks ? mono_now_ns() + kLeakCheckPeriod : INT64_MAX;
   for (;;) {
@@ -283,8 +285,13 @@ void monitor_main() {
       next_sysmon = !busy && sysmon_may_sleep() ? INT64_MAX : mono_now_ns() + sysmon_delay;
     }
     if (cycle_check_pending && now >= next_cycle_check) {
-      cycle_check_pending = false;
-      check_lock_cycles();
+      // A look that could not stop every P is retried (the poke that asked
+      // for it may have been the cycle's last), up to kCycleRetries times
+      // in a row: a P that computes for long would make every retry stop
+      // the others for the stop's whole wait.
+      const bool looked = check_lock_cycles();
+      cycle_retries = looked || (r & kCheckLockCycles) != 0 ? 0 : cycle_retries + 1;
+      cycle_check_pending = !looked && cycle_retries <= kCycleRetries;
       next_cycle_check = mono_now_ns() + kCycleCheckGap;
     }
     if (now >= next_trace) {
