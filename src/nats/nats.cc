@@ -19,8 +19,8 @@
 // reader, after each read, wakes the pump goroutine of each subscription
 // with messages queued (those whose subject matches one the read brought,
 // once a connection has many: see dispatch); the pump moves them into the
-// subscription's channel in order. So a message goes from the socket to its consumer on
-// goroutines only; replies to requests reach their waiters from the reader
+// subscription's channel in order. So a message goes from the socket to its
+// consumer on goroutines only; replies to requests reach their waiters from the reader
 // itself (see deliver_reply). Threads remain where cnats needs them:
 // cnats's timer, reconnect and JetStream publish-ack threads, and one thread of
 // ours per JetStream pull subscription (the fetcher). Those threads hand
@@ -347,18 +347,18 @@ struct Attachment {
   }
 };
 
-// The connection's core: what cnats's callbacks, the I/O goroutines and the
-// reaper use. It lives while any of them needs it (shared_ptr<ConnState>
-// "core" references). The program's handles (Conn, Msg, JetStream,
-// Subscription's weak one) count on Owner instead, through aliasing
-// pointers to this same object: the last of them closes the connection
-// (Owner's destructor), while the core stays valid for whoever still runs.
 // Lets a map keyed by std::string be searched with a string_view.
 struct StringHash {
   using is_transparent = void;
   std::size_t operator()(std::string_view v) const noexcept { return std::hash<std::string_view>{}(v); }
 };
 
+// The connection's core: what cnats's callbacks, the I/O goroutines and the
+// reaper use. It lives while any of them needs it (shared_ptr<ConnState>
+// "core" references). The program's handles (Conn, Msg, JetStream,
+// Subscription's weak one) count on Owner instead, through aliasing
+// pointers to this same object: the last of them closes the connection
+// (Owner's destructor), while the core stays valid for whoever still runs.
 struct ConnState {
   natsConnection* nc = nullptr;
   natsOptions* opts = nullptr;
@@ -413,8 +413,9 @@ struct ConnState {
   // (the reply mux) or when the subscriptions reach kSeenSubs. Once it is,
   // it sees every message the reader's read events parse and notes its
   // subject in `seen` (the reader's alone: the filter runs inside those
-  // events): NUL-terminated subjects, nseen of them, or seen_overflow when
-  // a read brought over kSeenMax distinct ones in a row.
+  // events): NUL-terminated subjects, nseen of them (a subject is noted
+  // again unless it follows itself), or seen_overflow once a read brought
+  // more than kSeenMax.
   std::once_flag filter_once;
   std::atomic<bool> filtered{false};
   std::string seen;
@@ -968,7 +969,7 @@ std::error_code ConnState::ensure_mux() {
   }
   std::string wildcard = mux_prefix + ".*";
   natsSubscription* sub = nullptr;
-  if (!mux_is_async()) install_filter();  // before the SUB: no reply can precede it
+  install_filter();  // (unless the mux is async) before the SUB: no reply can precede it
   natsStatus st = off_worker([&] {
     if (mux_is_async()) {
       natsStatus r = natsConnection_Subscribe(&sub, nc, wildcard.c_str(), on_reply, this);
@@ -1247,14 +1248,15 @@ Subscription Conn::subscribe_into(std::string_view subject, const SubOptions& op
   ss->sink = std::move(sink);
   ss->subject = subject;
   ss->wild = detail::has_wildcard(subject);
-  std::string subj(subject), queue(opts.queue);
+  std::string queue(opts.queue);
+  const char* subj = ss->subject.c_str();
   natsConnection* nc = s_->nc;
   SubState* raw = ss.get();
   // Synchronous in cnats's terms (no delivery thread): our pump goroutine
   // takes the messages, woken by the reader.
   natsStatus st = off_worker([&] {
-    natsStatus r = queue.empty() ? natsConnection_SubscribeSync(&raw->sub, nc, subj.c_str())
-                                 : natsConnection_QueueSubscribeSync(&raw->sub, nc, subj.c_str(), queue.c_str());
+    natsStatus r = queue.empty() ? natsConnection_SubscribeSync(&raw->sub, nc, subj)
+                                 : natsConnection_QueueSubscribeSync(&raw->sub, nc, subj, queue.c_str());
     if (r == NATS_OK) r = natsSubscription_SetPendingLimits(raw->sub, opts.pending_msgs, opts.pending_bytes);
     return r;
   });

@@ -616,13 +616,13 @@ void action_requeue(G* prev, void*) {
   if (sched().nidle.load(std::memory_order_relaxed) > 0) wakep();
 }
 
-void action_unlock(G* prev, void* arg0) {
-  auto* u = static_cast<std::pair<void (*)(void*), void*>*>(arg0);
-  auto hook = u->first;
-  void* arg = u->second;
+void action_unlock(G* prev, void* arg) {
   // Before the hook: once it runs, a waker may ready prev (runnable).
   prev->status.store(GStatus::waiting, std::memory_order_release);
-  if (hook != nullptr) hook(arg);
+  auto* u = static_cast<std::pair<void (*)(void*), void*>*>(arg);
+  auto fn = u->first;
+  void* a = u->second;
+  if (fn != nullptr) fn(a);
 }
 
 void action_exit(G* prev, void*) {
