@@ -15,6 +15,9 @@
 //   GORO_SIGQUIT=0 the default action (killed by the signal).
 // schedtrace: schedtrace (GORO_DEBUG=schedtrace=20: SCHED lines).
 // lock_cycle: an ABBA pair of goroutines (GORO_DEBUG=leaks=1 reports it);
+// lock_cycle_busy: the same pair, formed while another goroutine computes
+//   250 ms without a scheduling point (the world cannot stop until it ends;
+//   run with GOMAXPROCS=2 and GORO_DEBUG=leaks=1: reported once it has).
 // cross_unlock: a Mutex unlocked by another goroutine (a panic under leaks=1).
 // chan_leak: two senders left behind by a receiver that returned early, and
 //   one goroutine blocked on a channel main still holds (GORO_DEBUG=leaks=1
@@ -292,6 +295,33 @@ int main(int argc, char** argv) {
       held.recv();
       held.recv();  // both hold their first mutex
       go_on.close();
+      goro::sleep_for(300ms);  // the monitor reports meanwhile; then exit 0
+      std::puts("main done");
+    });
+  }
+  if (mode == "lock_cycle_busy") {  // the ABBA pair forms while another goroutine computes 250 ms
+    return goro::run([] {
+      static goro::Mutex a, b;
+      goro::Chan<int> held(0), go_on(0);
+      goro::go([held, go_on] {
+        a.lock();
+        held.send(1);
+        go_on.recv();
+        b.lock();  // never returns
+      });
+      goro::go([held, go_on] {
+        b.lock();
+        held.send(2);
+        go_on.recv();
+        a.lock();  // never returns
+      });
+      held.recv();
+      held.recv();
+      goro::WaitGroup busy;
+      busy.go([] { compute_for(std::chrono::milliseconds(250)); });
+      goro::sleep_for(5ms);  // the computing goroutine runs on the other P
+      go_on.close();
+      busy.wait();
       goro::sleep_for(300ms);  // the monitor reports meanwhile; then exit 0
       std::puts("main done");
     });
