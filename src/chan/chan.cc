@@ -34,13 +34,14 @@
 // lock-free peek shows ready under its channel's lock alone; failing that,
 // lock every channel involved in address order (duplicates once), poll the
 // cases in that order and run the first ready one; else enqueue one Waiter
-// per case, all pointing at one SelectState
-// whose `done` flag a waker claims with a CAS, and park with the unlock of all
-// locks as the park hook. The waker that wins the CAS completes that case;
-// the selecting goroutine then relocks everything and dequeues its other
-// waiters before returning. Waiters of a select that another case won are
-// skipped by dequeue and removed by their owner: no value is lost or
-// duplicated when several channels fire at once.
+// per case, all pointing at one SelectState whose `done` flag a waker
+// claims by swapping in true, and park with the unlock of all locks as the
+// park hook. The waker that swapped out false completes that case; the
+// selecting goroutine then dequeues its other waiters before returning,
+// relocking everything unless each of them was already taken off its queue
+// by a waker that lost the swap (Waiter::unlinked). Waiters of a select
+// that another case won are skipped by dequeue and removed by their owner:
+// no value is lost or duplicated when several channels fire at once.
 #include <goro/detail/chan_core.h>
 #include <goro/panic.h>
 
@@ -71,15 +72,29 @@ struct SelectState {
   int ncases = 0;
 };
 
+// Constructed only just before it is pushed: next and prev are left for
+// push() to write (zeroing the whole line first cost every parking
+// operation a few stores).
 struct Waiter {
-  G* g = nullptr;
-  void* elem = nullptr;        // send: T*; recv: std::optional<T>*
-  Waiter* next = nullptr;
-  Waiter* prev = nullptr;
+  Waiter(G* g_, void* elem_) : g(g_), elem(elem_) {}
+  Waiter(G* g_, void* elem_, SelectState* sel_, int case_index_, int* won_index_)
+      : g(g_), elem(elem_), sel(sel_), case_index(case_index_), won_index(won_index_) {}
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+
+  G* g;
+  void* elem;                  // send: T*; recv: std::optional<T>*
+  Waiter* next;                // written by push
+  Waiter* prev;                // written by push
   SelectState* sel = nullptr;  // non-null inside a select
-  int case_index = -1;
+  int case_index;              // select only, as won_index
   bool success = false;        // the operation completed (false: woken by close)
-  int* won_index = nullptr;    // select: where the winning case's index goes
+  // Select: set (release) by a dequeue that took this waiter off its queue
+  // but lost the select to another case, as its last touch of the waiter,
+  // under the channel's lock. The select, once woken, reads it (acquire)
+  // and skips relocking a channel whose waiter is already gone.
+  std::atomic<bool> unlinked{false};
+  int* won_index;              // select: where the winning case's index goes
 };
 static_assert(sizeof(Waiter) <= 64, "a waiter fits one cache line");
 
@@ -110,10 +125,17 @@ struct WaitQueue {
   // select waiter whose select this call wins.
   Waiter* dequeue() {
     while (Waiter* w = first) {
-      remove(w);
+      // Unlinks the head. Its prev is already null, and with first moved
+      // past it remove() knows it is off the queue: next is left as is.
+      first = w->next;
+      if (first != nullptr) first->prev = nullptr; else last = nullptr;
+      publish();
       if (w->sel != nullptr) {
-        bool expected = false;
-        if (!w->sel->done.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) continue;
+        // done only ever goes false -> true: whoever swaps out false won.
+        if (w->sel->done.exchange(true, std::memory_order_acq_rel)) {
+          w->unlinked.store(true, std::memory_order_release);  // the last touch: w may be gone after it
+          continue;
+        }
         *w->won_index = w->case_index;
       }
       return w;
@@ -287,9 +309,7 @@ bool chan_send(ChanCore* c, void* src, bool block) {
     c->lock.unlock();
     return false;
   }
-  Waiter w;
-  w.g = rt::current_waiter();
-  w.elem = src;
+  Waiter w(rt::current_waiter(), src);
   c->sendq.push(&w);
   arch::san_release(c);
   w.g->wait_obj = c;
@@ -348,9 +368,7 @@ RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
     c->lock.unlock();
     return RecvResult::would_block;
   }
-  Waiter w;
-  w.g = rt::current_waiter();
-  w.elem = opt;
+  Waiter w(rt::current_waiter(), opt);
   c->recvq.push(&w);
   arch::san_release(c);
   w.g->wait_obj = c;
@@ -503,8 +521,20 @@ struct LockSet {
   void lock() const {
     for (int i = 0; i < n; ++i) chans[i]->lock.lock();
   }
+  // The loop makes no call unless some lock has a sleeper, so that it needs
+  // no registers saved around one (the park hook runs it on every select
+  // that parks).
   void unlock() const {
-    for (int i = n - 1; i >= 0; --i) chans[i]->lock.unlock();
+    for (int i = n - 1; i >= 0; --i)
+      if (!chans[i]->lock.unlock_unwoken()) [[unlikely]] {
+        unlock_woken(i);
+        return;
+      }
+  }
+  // Wakes lock i's sleeper, then releases the locks below it.
+  __attribute__((noinline)) void unlock_woken(int i) const {
+    chans[i]->lock.wake_one();
+    for (--i; i >= 0; --i) chans[i]->lock.unlock();
   }
 };
 
@@ -595,12 +625,139 @@ __attribute__((always_inline)) inline bool try_case(SelectCase& sc, const LockSe
 
 }  // namespace
 
+namespace {
+
+// Steps 1b-5 for npoll non-nil cases in poll order `order`. kN > 0 says
+// npoll == kN at compile time (the two-way select), so the loops over the
+// cases unroll (GCC does not unroll loops with an early exit unless told
+// to); kN == 0 is any count.
+#define GORO_SELECT_UNROLL _Pragma("GCC unroll 2")
+template <int kN>
+__attribute__((always_inline)) inline int select_body(SelectCase* cases, int n, int npoll_any, bool has_default,
+                                                      SelectScratch& scratch) {
+  const int npoll = kN > 0 ? kN : npoll_any;
+  int* const order = scratch.order;
+  // 1b. In poll order, the first case that a lock-free peek (not full(),
+  //    not empty()) says may proceed is tried under its own channel's
+  //    lock alone. Go locks every channel first and then polls; the answer
+  //    is the same kind (the first case in a random order that could
+  //    proceed when tried), without taking and releasing the other locks,
+  //    each a cache line that the other channels' users on other Ps write.
+  //    A stale peek either way costs only the full pass below, which polls
+  //    every case again under all the locks.
+  GORO_SELECT_UNROLL
+  for (int k = 0; k < npoll; ++k) {
+    SelectCase& sc = cases[order[k]];
+    ChanCore* c = sc.chan;
+    if (sc.is_send ? full(c) : empty(c)) continue;  // (closed ones: the full pass)
+    LockSet one{&c, 1};
+    one.lock();
+    if (try_case(sc, one)) return order[k];
+    one.unlock();
+  }
+
+  // 2. Lock order: distinct channels by address.
+  ChanCore** const chans = scratch.chans;
+  int nchans;
+  if (kN == 2) {
+    ChanCore* c0 = cases[order[0]].chan;
+    ChanCore* c1 = cases[order[1]].chan;
+    chans[0] = c0 < c1 ? c0 : c1;
+    chans[1] = c0 < c1 ? c1 : c0;
+    nchans = c0 == c1 ? 1 : 2;
+  } else {
+    for (int k = 0; k < npoll; ++k) chans[k] = cases[order[k]].chan;
+    sort_chans(&chans[0], npoll);
+    nchans = static_cast<int>(std::unique(&chans[0], &chans[0] + npoll) - &chans[0]);
+  }
+  LockSet locks{&chans[0], nchans};
+  locks.lock();
+
+  // 3. Pass 1: the first ready case in poll order runs.
+  GORO_SELECT_UNROLL
+  for (int k = 0; k < npoll; ++k) {
+    if (try_case(cases[order[k]], locks)) return order[k];
+  }
+  if (has_default) {
+    locks.unlock();
+    return -1;
+  }
+
+  // 4. Pass 2: wait on every case at once, registered in poll order.
+  SelectState st;
+  st.cases = cases;
+  st.ncases = n;
+  int won = -1;
+  G* self = rt::current_waiter();
+  Waiter* const waiters = scratch.waiters;
+  GORO_SELECT_UNROLL
+  for (int k = 0; k < npoll; ++k) {
+    int i = order[k];
+    Waiter* w = new (&waiters[i]) Waiter(self, cases[i].elem, &st, i, &won);
+    (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).push(w);
+  }
+  // Unlike send and recv, select touches its channels after the wake: the
+  // clean-up below may relock every one of them. So it holds a reference to
+  // each while parked, and no channel can be freed under it even if every
+  // user handle goes meanwhile.
+  for (int k = 0; k < nchans; ++k) {
+    chan_retain(chans[k]);
+    arch::san_release(chans[k]);
+  }
+  self->wait_obj = &st;
+  rt::park("select", &unlock_set, &locks);
+
+  // 5. One case won (its waker dequeued its waiter and completed it); take
+  //    the other waiters off their queues, relocking the channels only if
+  //    some waiter is still on one: a dequeue that skipped a waiter of this
+  //    select marked it unlinked (a sender to the other channel of a
+  //    two-way select usually has, by the time the select runs again).
+  bool relock = false;
+  GORO_SELECT_UNROLL
+  for (int k = 0; k < npoll; ++k) {
+    int i = order[k];
+    if (i != won && !waiters[i].unlinked.load(std::memory_order_acquire)) {
+      relock = true;
+      break;
+    }
+  }
+  if (relock) {
+    locks.lock();
+    GORO_SELECT_UNROLL
+  for (int k = 0; k < npoll; ++k) {
+      int i = order[k];
+      if (i == won) continue;
+      (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).remove(&waiters[i]);
+    }
+    locks.unlock();
+  }
+  SelectCase& sc = cases[won];
+  arch::san_acquire(waiters[won].success ? static_cast<const void*>(sc.chan) : &sc.chan->closed);
+  for (int k = 0; k < nchans; ++k) chan_release(chans[k]);
+  if (sc.is_send) {
+    if (!waiters[won].success) panic_send_closed();
+  } else {
+    sc.received = waiters[won].success;
+  }
+  return won;
+}
+
+}  // namespace
+
 int select_impl(SelectCase* cases, int n, bool has_default) {
   arch::SanRuntimeScope san;
   // 1. Poll order: a uniformly random permutation of the non-nil cases
   //    (inside-out Fisher-Yates), so that no ready case is favoured.
   SelectScratch scratch(n);
   int* const order = scratch.order;
+  if (n == 2 && cases[0].chan != nullptr && cases[1].chan != nullptr) [[likely]] {
+    // The common two-way select: one random bit picks the order (the
+    // loop below draws the same distribution, at three times the cost).
+    cases[0].received = cases[1].received = false;
+    order[0] = static_cast<int>(fastrand() >> 31);
+    order[1] = order[0] ^ 1;
+    return select_body<2>(cases, n, 2, has_default, scratch);
+  }
   int npoll = 0;
   for (int i = 0; i < n; ++i) {
     cases[i].received = false;
@@ -617,82 +774,7 @@ int select_impl(SelectCase* cases, int n, bool has_default) {
     if (has_default) return -1;
     block_forever("select (no cases)");
   }
-  // 1b. In poll order, the first case that a lock-free peek (not full(),
-  //    not empty()) says may proceed is tried under its own channel's
-  //    lock alone. Go locks every channel first and then polls; the answer
-  //    is the same kind (the first case in a random order that could
-  //    proceed when tried), without taking and releasing the other locks,
-  //    each a cache line that the other channels' users on other Ps write.
-  //    A stale peek either way costs only the full pass below, which polls
-  //    every case again under all the locks.
-  for (int k = 0; k < npoll; ++k) {
-    SelectCase& sc = cases[order[k]];
-    ChanCore* c = sc.chan;
-    if (sc.is_send ? full(c) : empty(c)) continue;  // (closed ones: the full pass)
-    LockSet one{&c, 1};
-    one.lock();
-    if (try_case(sc, one)) return order[k];
-    one.unlock();
-  }
-
-  // 2. Lock order: distinct channels by address.
-  ChanCore** const chans = scratch.chans;
-  for (int k = 0; k < npoll; ++k) chans[k] = cases[order[k]].chan;
-  sort_chans(&chans[0], npoll);
-  int nchans = static_cast<int>(std::unique(&chans[0], &chans[0] + npoll) - &chans[0]);
-  LockSet locks{&chans[0], nchans};
-  locks.lock();
-
-  // 3. Pass 1: the first ready case in poll order runs.
-  for (int k = 0; k < npoll; ++k) {
-    if (try_case(cases[order[k]], locks)) return order[k];
-  }
-  if (has_default) {
-    locks.unlock();
-    return -1;
-  }
-
-  // 4. Pass 2: wait on every case at once, registered in poll order.
-  SelectState st;
-  st.cases = cases;
-  st.ncases = n;
-  int won = -1;
-  G* self = rt::current_waiter();
-  Waiter* const waiters = scratch.waiters;
-  for (int k = 0; k < npoll; ++k) {
-    int i = order[k];
-    Waiter* w = new (&waiters[i]) Waiter{.g = self, .elem = cases[i].elem, .sel = &st, .case_index = i, .won_index = &won};
-    (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).push(w);
-  }
-  // Unlike send and recv, select touches its channels after the wake: the
-  // clean-up below relocks every one of them. So it holds a reference to
-  // each while parked, and no channel can be freed under it even if every
-  // user handle goes meanwhile.
-  for (int k = 0; k < nchans; ++k) {
-    chan_retain(chans[k]);
-    arch::san_release(chans[k]);
-  }
-  self->wait_obj = &st;
-  rt::park("select", &unlock_set, &locks);
-
-  // 5. One case won (its waker dequeued its waiter and completed it); take
-  //    the other waiters off their queues.
-  locks.lock();
-  for (int k = 0; k < npoll; ++k) {
-    int i = order[k];
-    if (i == won) continue;
-    (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).remove(&waiters[i]);
-  }
-  locks.unlock();
-  SelectCase& sc = cases[won];
-  arch::san_acquire(waiters[won].success ? static_cast<const void*>(sc.chan) : &sc.chan->closed);
-  for (int k = 0; k < nchans; ++k) chan_release(chans[k]);
-  if (sc.is_send) {
-    if (!waiters[won].success) panic_send_closed();
-  } else {
-    sc.received = waiters[won].success;
-  }
-  return won;
+  return select_body<0>(cases, n, npoll, has_default, scratch);
 }
 
 }  // namespace goro::detail

@@ -159,9 +159,9 @@ TEST_P(RegressionTest, TickerStopsWithItsLastHandle) {
 
 // An operation parked on a channel keeps it alive: a select woken after the
 // last user handles of its channels are gone must not touch freed memory
-// (its clean-up relocks every channel). At GOMAXPROCS=1 the woken goroutine
-// runs only after main has dropped the handles (ASan reported the
-// use-after-free before the fix).
+// (its clean-up relocks b, whose waiter is still queued). At GOMAXPROCS=1
+// the woken goroutine runs only after main has dropped the handles (ASan
+// reported the use-after-free before the fix).
 TEST_P(RegressionTest, ParkedOperationKeepsChannelAlive) {
   run([] {
     for (std::size_t round = 0; round < scaled(2000); ++round) {

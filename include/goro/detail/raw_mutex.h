@@ -31,12 +31,16 @@ class RawMutex {
     return state_.compare_exchange_strong(c, 1, std::memory_order_acquire);
   }
   void unlock() {
-    if (state_.exchange(0, std::memory_order_release) == 2) wake_one();
+    if (!unlock_unwoken()) wake_one();
   }
+  // unlock() in two halves, for callers that release several locks in a
+  // loop and keep the call out of it: releases the lock and returns true,
+  // or returns false when a sleeper must still be woken by wake_one().
+  bool unlock_unwoken() { return state_.exchange(0, std::memory_order_release) != 2; }
+  GORO_EXPORT void wake_one();
 
  private:
   GORO_EXPORT void lock_slow();
-  GORO_EXPORT void wake_one();
 
   std::atomic<std::uint32_t> state_{0};
 };
