@@ -313,7 +313,7 @@ bool chan_send(ChanCore* c, void* src, bool block) {
   c->sendq.push(&w);
   arch::san_release(c);
   w.g->wait_obj = c;
-  rt::park("chan send", &rt::unlock_lock, &c->lock);
+  rt::park_unlocking<&rt::unlock_lock>("chan send", &c->lock);
   // Nothing of the channel is touched from here on (the waker completed the
   // operation under the lock), so every user handle may be gone by now; the
   // TSan edge uses only the address.
@@ -372,7 +372,7 @@ RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
   c->recvq.push(&w);
   arch::san_release(c);
   w.g->wait_obj = c;
-  rt::park("chan receive", &rt::unlock_lock, &c->lock);
+  rt::park_unlocking<&rt::unlock_lock>("chan receive", &c->lock);
   // As in chan_send: the channel itself is not touched after the wake.
   arch::san_acquire(w.success ? static_cast<const void*>(c) : &c->closed);
   return w.success ? RecvResult::value : RecvResult::closed;
@@ -705,7 +705,7 @@ __attribute__((always_inline)) inline int select_body(SelectCase* cases, int n, 
     arch::san_release(chans[k]);
   }
   self->wait_obj = &st;
-  rt::park("select", &unlock_set, &locks);
+  rt::park_unlocking<&unlock_set>("select", &locks);
 
   // 5. One case won (its waker dequeued its waiter and completed it); take
   //    the other waiters off their queues, relocking the channels only if

@@ -157,7 +157,7 @@ thread_local char san_thread_start;
 
 // What the context switched to must do first (see the header comment).
 struct Action {
-  void (*fn)(G* prev, void* arg) = nullptr;
+  void (*fn)(G* prev, void* arg) = nullptr;  // set by every switch that passes an Action
   G* prev = nullptr;
   void* arg = nullptr;
 };
@@ -167,7 +167,7 @@ void run_action(void* transfer) {
   // Copy first: once fn has run, prev may be resumed elsewhere and its stack,
   // which holds the Action, reused.
   Action a = *static_cast<Action*>(transfer);
-  if (a.fn != nullptr) a.fn(a.prev, a.arg);
+  a.fn(a.prev, a.arg);  // never null: every Action names its work
 }
 
 std::uint32_t fastrand(P* p) {
@@ -539,9 +539,18 @@ inline G* runnable_pick(P* p, bool may_fire_timers) {
     G* g = nullptr;
     if (runnable_pick_rare(p, may_fire_timers, tick, &g)) return g;
   }
-  if (p->runnext_streak < kRunnextStreakMax || p->runq.empty()) {
+  // runnext_streak counts runnext's runs in a row while the queue may be
+  // waiting: past the limit the queue goes first if it holds anything, and
+  // if it holds nothing the count starts again (so a ping-pong pair with
+  // nothing else to run does not look at the queue at every switch).
+  if (p->runnext_streak < kRunnextStreakMax) [[likely]] {
     if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) {
       ++p->runnext_streak;
+      return g;
+    }
+  } else if (p->runq.empty()) {
+    if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) {
+      p->runnext_streak = 1;
       return g;
     }
   }
@@ -1335,19 +1344,15 @@ __attribute__((noinline)) void park_thread(void (*unlock)(void*), void* arg) {
 }
 }  // namespace
 
-void park(const char* reason, void (*unlock)(void*), void* arg) {
-  P* p = current_p();
-  G* g = p != nullptr ? p->curg : nullptr;
-  if (g == nullptr) {
-    park_thread(unlock, arg);
-    return;
-  }
+namespace {
+// park()'s work once it knows the parking goroutine: act(g, act_arg) runs
+// on the next context (hooked: it releases a lock).
+inline void park_g(P* p, G* g, const char* reason, void (*act)(G*, void*), void* act_arg, bool hooked) {
   g->wait_reason = reason;
   g->wait_since_ns = p->clock_ns.load(std::memory_order_relaxed);  // ARCHITECTURE "Wait start"
-  std::pair<void (*)(void*), void*> u{unlock, arg};
-  Action act{&action_unlock, g, &u};
+  Action a{act, g, act_arg};
   G* to = runnable_fast(p, false);
-  if (to != nullptr && to->stack == nullptr && unlock != nullptr) [[unlikely]] {
+  if (to != nullptr && to->stack == nullptr && hooked) [[unlikely]] {
     // A goroutine's first run allocates its stack and faults in its first
     // page (microseconds on a VM), and the hook's lock would be held
     // meanwhile: it is released only after the switch. With a million
@@ -1357,11 +1362,38 @@ void park(const char* reason, void (*unlock)(void*), void* arg) {
     if (G* old = p->runnext.exchange(to, std::memory_order_release)) runq_put(p, old);
     to = nullptr;
   }
-  switch_from_g(p, g, to, &act, false);
+  switch_from_g(p, g, to, &a, false);
   g->wait_reason = nullptr;
 }
+}  // namespace
 
-void ready(G* g, bool next) {
+void park(const char* reason, void (*unlock)(void*), void* arg) {
+  P* p = current_p();
+  G* g = p != nullptr ? p->curg : nullptr;
+  if (g == nullptr) {
+    park_thread(unlock, arg);
+    return;
+  }
+  std::pair<void (*)(void*), void*> u{unlock, arg};
+  park_g(p, g, reason, &action_unlock, &u, unlock != nullptr);
+}
+
+void park_action(const char* reason, void (*act)(G*, void*), void (*unlock)(void*), void* arg) {
+  P* p = current_p();
+  G* g = p != nullptr ? p->curg : nullptr;
+  if (g == nullptr) {
+    park_thread(unlock, arg);
+    return;
+  }
+  park_g(p, g, reason, act, arg, true);
+}
+
+void ready_backlog(P* p, G* old) {
+  if (old != nullptr) runq_put(p, old);
+  wakep();
+}
+
+void ready_slow(G* g, bool next) {
   if (g->is_thread) {
     // Release pairs with the acquire load in park(). Then plain_epoch, for
     // the deadlock check: a readier may exit before the check lists the

@@ -182,13 +182,53 @@ inline G* current_waiter() {
 void ensure_started();
 
 void park(const char* reason, void (*unlock)(void*), void* arg);
+// park() for a hook known at compile time (park_unlocking below): act(g,
+// arg) runs on the next context instead of park()'s generic action, which
+// reaches the hook through a pair and a second indirect call. A plain
+// thread runs unlock(arg), as park() does.
+void park_action(const char* reason, void (*act)(G* prev, void* arg), void (*unlock)(void*), void* arg);
+// The action of park_unlocking: marks prev waiting (before the hook: once
+// the hook runs, a waker may ready prev), then runs the hook, inlined.
+template <void (*Unlock)(void*)>
+void action_unlocking(G* prev, void* arg) {
+  prev->status.store(GStatus::waiting, std::memory_order_release);
+  Unlock(arg);
+}
+// park(reason, Unlock, arg), for the hot paths that park with a fixed hook
+// (a channel's lock): the same protocol, a few instructions less per park.
+template <void (*Unlock)(void*)>
+inline void park_unlocking(const char* reason, void* arg) {
+  park_action(reason, &action_unlocking<Unlock>, Unlock, arg);
+}
 // The frame address of a function the caller calls: below every slot of the
 // caller's frame, its spilled callee-saved registers included.
 __attribute__((noinline)) void* stack_mark();
 // next: run g as soon as the current goroutine blocks (runnext), for a G the
 // current one hands work to; otherwise g goes to the back of the run queue
 // (timers use that, so that expired sleepers run in deadline order).
-void ready(G* g, bool next = true);
+void ready_slow(G* g, bool next);
+// Out of line for ready(): old (if any) goes to p's queue, and an idle P
+// is woken for the backlog.
+void ready_backlog(P* p, G* old);
+inline void ready(G* g, bool next = true) {
+  // The common case inline (a goroutine readying a goroutine it hands work
+  // to, into its P's runnext, with nothing else waiting): it is on every
+  // channel hand-off. Everything else is ready_slow's.
+  if (next && !g->is_thread) {
+    P* p = current_p();
+    if (p != nullptr && p->active.load(std::memory_order_relaxed)) {
+      g->status.store(GStatus::runnable, std::memory_order_release);
+      // runnext: g runs as soon as the current one blocks, on this P (a
+      // ping-pong pair stays on one core). No other P is woken for it
+      // unless there is a backlog, since this P runs it at its next switch.
+      G* old = p->runnext.exchange(g, std::memory_order_release);
+      if (old != nullptr || !p->runq.empty()) [[unlikely]]
+        ready_backlog(p, old);
+      return;
+    }
+  }
+  ready_slow(g, next);
+}
 // Readies n parked goroutines (no thread waiters) linked through
 // sched_next, head to tail, whose status the caller has already set to
 // runnable: as many as fit go to this P's run queue, the rest to the global
