@@ -724,7 +724,7 @@ __attribute__((always_inline)) inline int select_body(SelectCase* cases, int n, 
   if (relock) {
     locks.lock();
     GORO_SELECT_UNROLL
-  for (int k = 0; k < npoll; ++k) {
+    for (int k = 0; k < npoll; ++k) {
       int i = order[k];
       if (i == won) continue;
       (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).remove(&waiters[i]);
