@@ -676,63 +676,63 @@ void g_entry(void* transfer, void* arg) {
 }
 
 // ---------------------------------------------------------------- timers
-bool timer_less(const Timer* a, const Timer* b) { return a->when < b->when; }
-
-void heap_up(std::vector<Timer*>& h, std::size_t i) {
-  Timer* t = h[i];
+// Sifts write each moved timer's heap_index, the one access they make
+// outside the array.
+void heap_up(std::vector<TimerSlot>& h, std::size_t i) {
+  const TimerSlot x = h[i];
   while (i > 0) {
     std::size_t parent = (i - 1) / 4;
-    if (!timer_less(t, h[parent])) break;
+    if (!(x.when < h[parent].when)) break;
     h[i] = h[parent];
-    h[i]->heap_index = static_cast<std::int32_t>(i);
+    h[i].t->heap_index = static_cast<std::int32_t>(i);
     i = parent;
   }
-  h[i] = t;
-  t->heap_index = static_cast<std::int32_t>(i);
+  h[i] = x;
+  x.t->heap_index = static_cast<std::int32_t>(i);
 }
 
-void heap_down(std::vector<Timer*>& h, std::size_t i) {
-  Timer* t = h[i];
+void heap_down(std::vector<TimerSlot>& h, std::size_t i) {
+  const TimerSlot x = h[i];
   const std::size_t n = h.size();
   for (;;) {
     std::size_t best = i;
-    const Timer* bt = t;
+    std::int64_t bw = x.when;
     for (std::size_t c = 4 * i + 1; c < std::min(n, 4 * i + 5); ++c) {
-      if (timer_less(h[c], bt)) {
+      if (h[c].when < bw) {
         best = c;
-        bt = h[c];
+        bw = h[c].when;
       }
     }
     if (best == i) break;
     h[i] = h[best];
-    h[i]->heap_index = static_cast<std::int32_t>(i);
+    h[i].t->heap_index = static_cast<std::int32_t>(i);
     i = best;
   }
-  h[i] = t;
-  t->heap_index = static_cast<std::int32_t>(i);
+  h[i] = x;
+  x.t->heap_index = static_cast<std::int32_t>(i);
 }
 
 void heap_remove_locked(P* p, Timer* t) {
   auto& h = p->theap;
   std::size_t i = static_cast<std::size_t>(t->heap_index);
-  Timer* last = h.back();
+  const TimerSlot last = h.back();
   h.pop_back();
-  if (last != t) {
+  if (last.t != t) {
     h[i] = last;
-    last->heap_index = static_cast<std::int32_t>(i);
+    last.t->heap_index = static_cast<std::int32_t>(i);
     heap_down(h, i);
-    heap_up(h, static_cast<std::size_t>(last->heap_index));
+    heap_up(h, static_cast<std::size_t>(last.t->heap_index));
   }
   t->heap_index = -1;
   t->owner.store(nullptr, std::memory_order_relaxed);
-  p->next_when.store(h.empty() ? INT64_MAX : h[0]->when, std::memory_order_relaxed);
+  p->next_when.store(h.empty() ? INT64_MAX : h[0].when, std::memory_order_relaxed);
 }
 
 void heap_add_locked(P* p, Timer* t) {
-  p->theap.push_back(t);
+  p->theap.push_back(TimerSlot{t->when, t});
   heap_up(p->theap, p->theap.size() - 1);
   t->owner.store(p, std::memory_order_release);
-  p->next_when.store(p->theap[0]->when, std::memory_order_relaxed);
+  p->next_when.store(p->theap[0].when, std::memory_order_relaxed);
 }
 
 // Fires p's timers that are due at `now`. Any thread may run any P's timers.
@@ -743,8 +743,8 @@ void run_timers(P* p, std::int64_t now) {
     Timer* due[kBatch];
     int n = 0;
     p->tlock.lock();
-    while (n < kBatch && !p->theap.empty() && p->theap[0]->when <= now) {
-      Timer* t = p->theap[0];
+    while (n < kBatch && !p->theap.empty() && p->theap[0].when <= now) {
+      Timer* t = p->theap[0].t;
       heap_remove_locked(p, t);
       due[n++] = t;
     }
@@ -770,11 +770,11 @@ std::int64_t earliest_timer() {
 // Moves all of `from`'s timers to `to` (P deactivation).
 void migrate_timers(P* from, P* to) {
   from->tlock.lock();
-  std::vector<Timer*> moving;
+  std::vector<TimerSlot> moving;
   moving.swap(from->theap);
   from->next_when.store(INT64_MAX, std::memory_order_relaxed);
   to->tlock.lock();
-  for (Timer* t : moving) heap_add_locked(to, t);
+  for (const TimerSlot& x : moving) heap_add_locked(to, x.t);
   to->tlock.unlock();
   from->tlock.unlock();
 }
@@ -973,6 +973,11 @@ void idle_sleep(P* p) {
   if (polled) wakep();
 }
 
+// Stacks per trim call from the scheduler (find_runnable, the monitor): a
+// chunk at a time, so that new work is noticed between chunks. TSan builds
+// re-map each trimmed stack to reset its shadow: smaller chunks.
+constexpr std::size_t kIdleTrimChunk = arch::kTsan ? kTrimChunk / 16 : kTrimChunk;
+
 G* find_runnable(P* p) {
   Sched& s = sched();
   for (;;) {
@@ -999,9 +1004,14 @@ G* find_runnable(P* p) {
       }
     }
     // Nothing to run: hand back pooled stack memory, a chunk at a time so
-    // that new work is noticed between chunks, then sleep.
-    // (TSan builds re-map each trimmed stack to reset its shadow: smaller chunks.)
-    if (stack_trim(false, arch::kTsan ? kTrimChunk / 16 : kTrimChunk) > 0) continue;
+    // that new work is noticed between chunks, then sleep. Only if every
+    // other P is idle too: while one is busy, a burst may be under way that
+    // takes these stacks again (each would fault its pages back in), and a
+    // P that never idles is the monitor's case (stack_trim_settled).
+    if (s.nidle.load(std::memory_order_relaxed) + s.ndormant.load(std::memory_order_relaxed) + 1 >=
+            s.nstarted.load(std::memory_order_relaxed) &&
+        stack_trim(false, kIdleTrimChunk) > 0)
+      continue;
     idle_sleep(p);
   }
 }
@@ -1467,7 +1477,7 @@ void timer_add(Timer* t) {
   }
   p->tlock.lock();
   heap_add_locked(p, t);
-  bool earliest = p->theap[0] == t;
+  bool earliest = p->theap[0].t == t;
   p->tlock.unlock();
   if (earliest) poke_idle();
 }
@@ -1833,6 +1843,13 @@ bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& s
       ++handed;
   }
   backlog = (backlog || s.gsize.load(std::memory_order_relaxed) != 0) && s.nidle.load(std::memory_order_relaxed) == 0;
+  if (busy) {
+    // Pooled stacks a burst left behind, once no P has taken one for
+    // kTrimSettleNs: idle Ps trim only when all are idle, which a program
+    // that keeps one P busy never is. Not under stw_mu.
+    stw.unlock();
+    stack_trim_settled(now, kIdleTrimChunk);
+  }
   return busy;
 }
 

@@ -51,6 +51,12 @@ struct Timer {
   std::int32_t heap_index = -1;
 };
 
+// A timer heap's slot: `when` is t->when, copied.
+struct TimerSlot {
+  std::int64_t when;
+  Timer* t;
+};
+
 // Adds t to the current worker's heap (a plain thread uses P 0's).
 void timer_add(Timer* t);
 // Removes t if it has not fired yet; returns whether it was removed. If it
@@ -114,10 +120,13 @@ struct P {
   RunQueue runq;
   std::atomic<G*> runnext{nullptr};
 
-  // --- timers, protected by tlock. next_when mirrors the heap's minimum
-  // (INT64_MAX if empty) for lock-free peeks; stored under tlock.
+  // --- timers, protected by tlock: a 4-ary min-heap on `when`, kept in
+  // each slot beside the timer (a sift compares within the array, without
+  // touching timers that live on goroutine stacks all over memory).
+  // next_when mirrors the heap's minimum (INT64_MAX if empty) for lock-free
+  // peeks; stored under tlock.
   Lock tlock;
-  std::vector<Timer*> theap;
+  std::vector<TimerSlot> theap;
   std::atomic<std::int64_t> next_when{INT64_MAX};
 
   // --- idle parking. wake_seq is the futex word: a waker increments it

@@ -39,6 +39,9 @@ constexpr std::size_t kSlabTargetBytes = std::size_t{64} << 20;
 
 struct Pool {
   Lock lock;
+  // Stacks taken from this pool ever: the demand stack_trim_settled watches.
+  // Written under lock; read without it.
+  std::atomic<std::uint64_t> takes{0};
   Stack* dirty = nullptr;  // LIFO: recently used stacks first, their pages are warm
   Stack* clean = nullptr;
   // Written under lock; relaxed atomics so that trim can peek without it.
@@ -65,6 +68,10 @@ struct Global {
   std::atomic<long> mprotect_budget{-1};  // mappings we allow ourselves to split
   std::atomic<int> madvise_guard{-1};     // -1 unknown, 0 unsupported, 1 works
   Lock trim_lock;                         // held for a whole stack_trim(); taken before a Pool::lock
+  // stack_trim_settled's view (the monitor's thread is its only caller): the
+  // pools' total takes when last seen to change, and when.
+  std::uint64_t settle_takes = 0;
+  std::int64_t settle_since = 0;
 };
 
 // Never destroyed: goroutines abandoned at exit may still hold stacks.
@@ -129,59 +136,109 @@ bool install_guard(char* guard, Global& g) {
   return false;
 }
 
-// Installs the guard pages at base + i * stride for i in [0, n) with
-// MADV_GUARD_INSTALL through process_madvise, up to 64 ranges per system
-// call instead of one madvise each (0.42 us a guard instead of 0.67-0.71 on
-// this project's VM, 3,000 guards; a slab of 128 KiB stacks has ~500).
-// Returns how many leading guards it installed; the caller installs the
-// rest one by one. 0 (and never again) where process_madvise cannot do it.
-std::size_t install_guards_batched(char* base, std::size_t n, std::size_t stride, Global& g) {
+// Batched madvise. process_madvise applies one advice to up to UIO_MAXIOV
+// ranges in one system call; on Linux 6.13+ a process may give itself any
+// advice that way, and since 6.16 the ranges of one MADV_DONTNEED call share
+// one TLB flush. The flush is what costs: on this project's VM, with another
+// thread of the process running on the other CPU, releasing 3,000 stacks one
+// madvise each took 29.5 us a stack (an IPI per call) and 0.93 us batched by
+// 64 (bench note in docs/ARCHITECTURE.md, "Stacks").
+constexpr std::size_t kAdviseBatch = 64;  // 1 KiB of iovecs: may run on a small goroutine stack
+
+// A pidfd of this process for one series of process_madvise calls (none is
+// kept open between series); fd < 0 where pidfd_open is unavailable.
+struct SelfPidfd {
+  int fd = -1;
+  SelfPidfd() {
 #if defined(SYS_process_madvise) && defined(SYS_pidfd_open)
+    fd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+#endif
+  }
+  ~SelfPidfd() {
+    if (fd >= 0) ::close(fd);
+  }
+  SelfPidfd(const SelfPidfd&) = delete;
+  SelfPidfd& operator=(const SelfPidfd&) = delete;
+};
+
+// Applies `advice` to iov[0, n) (n <= kAdviseBatch) in one process_madvise
+// call. Returns how many leading ranges it applied whole, or -1 if the call
+// failed (the kernel does not allow it). A short count stops at the first
+// range it did not finish; the caller redoes that one with madvise.
+long advise_batch(const SelfPidfd& self, iovec* iov, std::size_t n, int advice) {
+#if defined(SYS_process_madvise) && defined(SYS_pidfd_open)
+  if (self.fd < 0) return -1;
+  long r = syscall(SYS_process_madvise, self.fd, iov, n, advice, 0);
+  if (r < 0) return -1;
+  std::size_t left = static_cast<std::size_t>(r);
+  long whole = 0;
+  for (std::size_t j = 0; j < n && left >= iov[j].iov_len; ++j) {
+    left -= iov[j].iov_len;
+    ++whole;
+  }
+  return whole;
+#else
+  (void)self;
+  (void)iov;
+  (void)n;
+  (void)advice;
+  return -1;
+#endif
+}
+
+// Installs the guard pages at base + i * stride for i in [0, n) with
+// MADV_GUARD_INSTALL, kAdviseBatch ranges per system call instead of one
+// madvise each (0.42 us a guard instead of 0.67-0.71 on this project's VM,
+// 3,000 guards; a slab of 128 KiB stacks has ~500). Returns how many leading
+// guards it installed; the caller installs the rest one by one (installing a
+// guard twice is harmless). 0 (and never again) where the kernel cannot.
+std::size_t install_guards_batched(char* base, std::size_t n, std::size_t stride, Global& g) {
   static std::atomic<bool> unsupported{false};
   if (g.madvise_guard.load(std::memory_order_relaxed) == 0 || unsupported.load(std::memory_order_relaxed)) return 0;
   const std::size_t ps = page_size();
-  // A pidfd of this process, for this slab only (no descriptor is kept).
-  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
-  if (pidfd < 0) {
-    unsupported.store(true, std::memory_order_relaxed);
-    return 0;
-  }
-  // 1 KiB of iovecs: new_slab may run on the stack of the goroutine that
-  // switches to a first run, which may be a small one.
-  constexpr std::size_t kBatch = 64;
-  iovec iov[kBatch];
+  SelfPidfd self;
+  iovec iov[kAdviseBatch];
   std::size_t done = 0;
   while (done < n) {
-    const std::size_t k = std::min(kBatch, n - done);
+    const std::size_t k = std::min(kAdviseBatch, n - done);
     for (std::size_t j = 0; j < k; ++j) {
       iov[j].iov_base = base + (done + j) * stride;
       iov[j].iov_len = ps;
     }
-    long r = syscall(SYS_process_madvise, pidfd, iov, k, MADV_GUARD_INSTALL, 0);
-    if (r < 0) {
+    const long whole = advise_batch(self, iov, k, MADV_GUARD_INSTALL);
+    if (whole < 0) {
       unsupported.store(true, std::memory_order_relaxed);
       break;
     }
-    // Whole ranges only: a short count stops at the first range it did not
-    // finish, which the one-by-one path redoes (installing a guard twice is
-    // harmless).
-    const std::size_t whole = static_cast<std::size_t>(r) / ps;
-    done += whole;
-    if (whole < k) break;
+    done += static_cast<std::size_t>(whole);
+    if (static_cast<std::size_t>(whole) < k) break;
   }
-  ::close(pidfd);
   if (done > 0) {
     g.madvise_guard.store(1, std::memory_order_relaxed);
     g.guarded_madvise.fetch_add(done, std::memory_order_relaxed);
   }
   return done;
-#else
-  (void)base;
-  (void)n;
-  (void)stride;
-  (void)g;
-  return 0;
-#endif
+}
+
+// Returns the pages of `ranges` to the OS (MADV_DONTNEED): kAdviseBatch
+// ranges per system call, and one madvise each for what that did not do.
+void release_ranges(std::vector<iovec>& ranges) {
+  static std::atomic<bool> unsupported{false};
+  std::size_t done = 0;
+  if (!unsupported.load(std::memory_order_relaxed)) {
+    SelfPidfd self;
+    while (done < ranges.size()) {
+      const std::size_t k = std::min(kAdviseBatch, ranges.size() - done);
+      const long whole = advise_batch(self, &ranges[done], k, MADV_DONTNEED);
+      if (whole < 0) {
+        unsupported.store(true, std::memory_order_relaxed);
+        break;
+      }
+      done += static_cast<std::size_t>(whole);
+      if (static_cast<std::size_t>(whole) < k) break;
+    }
+  }
+  for (; done < ranges.size(); ++done) madvise(ranges[done].iov_base, ranges[done].iov_len, MADV_DONTNEED);
 }
 
 // Maps a slab for `cls`, carves it, keeps the first stack and pools the rest.
@@ -264,6 +321,7 @@ std::uint8_t stack_class_for(std::size_t bytes) {
 Stack* stack_alloc_global(std::uint8_t cls) {
   Pool& p = global().pools[cls];
   p.lock.lock();
+  p.takes.store(p.takes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   Stack* s = p.dirty;
   if (s != nullptr) {
     p.dirty = s->next;
@@ -315,6 +373,7 @@ std::size_t stack_trim(bool wait, std::size_t max_stacks) {
   const std::size_t ps = page_size();
   std::size_t trimmed = 0;
   std::vector<Stack*> batch;
+  std::vector<iovec> ranges;
   for (Pool& p : g.pools) {
     if (rt::exiting()) break;  // exit waits for this worker to freeze
     if (p.ndirty.load(std::memory_order_relaxed) <= kKeepDirty) continue;  // re-checked under the lock
@@ -337,26 +396,23 @@ std::size_t stack_trim(bool wait, std::size_t max_stacks) {
     if (batch.empty()) continue;
     // Whole stacks go back, top page included: a million goroutines that
     // each touched one page would otherwise keep it all. Stacks adjacent in a
-    // slab are released with one madvise (guard markers and PROT_NONE pages
-    // in between are unaffected by MADV_DONTNEED).
+    // slab make one range (guard markers and PROT_NONE pages in between are
+    // unaffected by MADV_DONTNEED), and the ranges go to the kernel in
+    // batches (release_ranges).
     std::sort(batch.begin(), batch.end(), [](Stack* a, Stack* b) { return a->lo < b->lo; });
     if constexpr (arch::kTsan) {
       // One stack at a time, guard pages untouched (see san_release_stack_pages).
       for (Stack* s : batch) arch::san_release_stack_pages(s->lo, static_cast<std::size_t>(s->hi - s->lo));
     } else {
-      char* run_lo = batch[0]->lo;
-      char* run_hi = batch[0]->hi;
-      for (std::size_t i = 1; i <= batch.size(); ++i) {
-        if (i < batch.size() && batch[i]->lo == run_hi + ps) {
-          run_hi = batch[i]->hi;
-          continue;
-        }
-        madvise(run_lo, static_cast<std::size_t>(run_hi - run_lo), MADV_DONTNEED);
-        if (i < batch.size()) {
-          run_lo = batch[i]->lo;
-          run_hi = batch[i]->hi;
+      ranges.clear();
+      for (Stack* s : batch) {
+        if (!ranges.empty() && static_cast<char*>(ranges.back().iov_base) + ranges.back().iov_len + ps == s->lo) {
+          ranges.back().iov_len += ps + s->size();
+        } else {
+          ranges.push_back(iovec{s->lo, s->size()});
         }
       }
+      release_ranges(ranges);
     }
     for (Stack* s : batch) {
       if (!s->guarded) std::memcpy(s->lo, &kStackCanary, sizeof kStackCanary);
@@ -373,6 +429,23 @@ std::size_t stack_trim(bool wait, std::size_t max_stacks) {
   }
   g.trim_lock.unlock();
   return trimmed;
+}
+
+std::size_t stack_trim_settled(std::int64_t now_ns, std::size_t max_stacks) {
+  Global& g = global();
+  std::uint64_t takes = 0;
+  bool over = false;
+  for (Pool& p : g.pools) {
+    takes += p.takes.load(std::memory_order_relaxed);
+    over = over || p.ndirty.load(std::memory_order_relaxed) > kKeepDirty;
+  }
+  if (takes != g.settle_takes || g.settle_since == 0) {
+    g.settle_takes = takes;
+    g.settle_since = now_ns;
+    return 0;
+  }
+  if (!over || now_ns - g.settle_since < kTrimSettleNs) return 0;
+  return stack_trim(false, max_stacks);
 }
 
 void stack_set_canary(Stack* s) { std::memcpy(s->lo, &kStackCanary, sizeof kStackCanary); }

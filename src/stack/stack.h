@@ -18,7 +18,8 @@
 // Free stacks are pooled: a per-P cache (no lock) in front of a global pool
 // per size class (under its lock). Pages a stack dirtied stay committed while
 // the pool is small; past kKeepDirty pooled stacks, trim returns
-// each stack's pages to the OS (MADV_DONTNEED, adjacent stacks in one call).
+// each stack's pages to the OS (MADV_DONTNEED, adjacent stacks in one range,
+// 64 ranges per system call where the kernel allows).
 // Idle workers call trim, so memory falls back after a burst without a
 // syscall on any hot path.
 #pragma once
@@ -60,6 +61,12 @@ std::size_t stack_trim(bool wait, std::size_t max_stacks = SIZE_MAX);
 // Idle workers trim in chunks of this many stacks, re-checking for work
 // between chunks.
 inline constexpr std::size_t kTrimChunk = 4096;
+// Trims (as stack_trim(false, max_stacks)) only once the pool has settled:
+// no stack taken from it for kTrimSettleNs, as seen by calls to this at
+// `now_ns`. The monitor calls it while some P is busy (an idle worker trims
+// at once, but only when every other P is idle too: see find_runnable).
+std::size_t stack_trim_settled(std::int64_t now_ns, std::size_t max_stacks);
+inline constexpr std::int64_t kTrimSettleNs = 100'000'000;
 
 bool stack_canary_ok(const Stack* s);
 // Writes the canary of an unguarded stack (after its memory was replaced).
