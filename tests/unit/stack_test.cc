@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <atomic>
 #include <cstdio>
 #include <chrono>
 #include <cstring>
@@ -12,6 +13,8 @@
 
 #include "common.h"
 #include "stack/stack.h"
+
+using namespace std::chrono_literals;
 
 namespace goro::test {
 namespace {
@@ -110,6 +113,42 @@ TEST(Stacks, MemoryFallsBackAfterABurst) {
   std::size_t kept = rt::kKeepDirty + 4 * 32 + 64;
   std::size_t expected_drop = n > kept ? (n - kept) * (touched / 2) : 0;
   EXPECT_LE(after + expected_drop, peak) << "peak " << peak << " after " << after;
+}
+
+// An idle worker trims only when every other P is idle too; a program that
+// keeps one P busy for good gets a burst's memory back from the monitor,
+// once no stack has been taken from the pool for rt::kTrimSettleNs.
+TEST(Stacks, TheMonitorTrimsWhileAPStaysBusy) {
+  const int saved = max_procs();
+  set_max_procs(2);
+  std::size_t dirty = SIZE_MAX;
+  run([&] {
+    std::atomic<bool> spinning{false}, stop{false};
+    WaitGroup done;
+    done.add(1);
+    go([&] {
+      spinning.store(true);
+      while (!stop.load(std::memory_order_relaxed)) {
+      }
+      done.done();
+    });
+    // Polled, not waited for: a wake-up from the spinner would go to its P,
+    // which never switches.
+    while (!spinning.load()) sleep_for(1ms);
+    {
+      ParkedCrowd crowd(2000, [] { touch_stack(16 * 1024); });
+      crowd.release();
+    }
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    do {
+      sleep_for(10ms);
+      dirty = rt::stack_stats().pooled_dirty;
+    } while (dirty > rt::kKeepDirty && std::chrono::steady_clock::now() < deadline);
+    stop.store(true);
+    done.wait();
+  });
+  set_max_procs(saved);
+  EXPECT_LE(dirty, rt::kKeepDirty);
 }
 
 }  // namespace
