@@ -10,7 +10,8 @@
 //  - Buffered: if count > 0 then recvq has no live waiter; if count < cap
 //    then sendq has no live waiter.
 //  - closed never goes back to false. Once closed, no waiter is added.
-//  - A waiter (a Waiter on its goroutine's stack) is on a queue only while
+//  - A waiter (a Waiter in its G for a plain send or receive, on its
+//    goroutine's stack for a select's case) is on a queue only while
 //    its goroutine is parked; whoever dequeues it completes its operation
 //    (copying the value, setting success) before ready(), and never touches
 //    it afterwards.
@@ -97,6 +98,15 @@ struct Waiter {
   int* won_index;              // select: where the winning case's index goes
 };
 static_assert(sizeof(Waiter) <= 64, "a waiter fits one cache line");
+static_assert(sizeof(Waiter) <= G::kChanWaiter && alignof(Waiter) <= 16, "a waiter fits its room in the G");
+
+// The waiter of a plain send or receive by the current goroutine (or
+// thread), in its G's room for it: only one can be parked at a time.
+// Trivially destructible: nothing ends its life but the next one.
+Waiter& plain_waiter(void* elem) {
+  G* g = rt::current_waiter();
+  return *new (g->chan_waiter) Waiter(g, elem);
+}
 
 struct WaitQueue {
   Waiter* first = nullptr;
@@ -309,7 +319,7 @@ bool chan_send(ChanCore* c, void* src, bool block) {
     c->lock.unlock();
     return false;
   }
-  Waiter w(rt::current_waiter(), src);
+  Waiter& w = plain_waiter(src);
   c->sendq.push(&w);
   arch::san_release(c);
   w.g->wait_obj = c;
@@ -368,7 +378,7 @@ RecvResult chan_recv(ChanCore* c, void* opt, bool block) {
     c->lock.unlock();
     return RecvResult::would_block;
   }
-  Waiter w(rt::current_waiter(), opt);
+  Waiter& w = plain_waiter(opt);
   c->recvq.push(&w);
   arch::san_release(c);
   w.g->wait_obj = c;
@@ -389,8 +399,8 @@ void chan_close(ChanCore* c) {
   c->closed.store(true, std::memory_order_release);
   arch::san_release(&c->closed);
   // Dequeue every waiter; a goroutine's G is linked into a list for
-  // ready_list as it is dequeued (one walk over the waiters, which live on
-  // their goroutines' stacks, a page each). Its status is set here, as
+  // ready_list as it is dequeued (one walk over the waiters, which live in
+  // their Gs, or on their stacks for a select, a page each). Its status is set here, as
   // ready() would: its park is complete (the hook that unlocks this
   // channel runs after the parked G's switch), and it is on no queue, so
   // its sched_next is free. Every kCloseBatch goroutines are readied at
