@@ -186,9 +186,12 @@ struct DebugOptions {
 };
 
 // Lock-cycle checks stop the world: under heavy Mutex contention (every
-// park pokes) they are coalesced to one per kCycleCheckGap.
+// park pokes) they are coalesced to one per kCycleCheckGap. A look that
+// could not stop every P is retried with the gap doubling up to
+// kCycleRetryGapMax, kCycleRetries times in a row (~30 s).
 constexpr std::int64_t kCycleCheckGap = 2'000'000;
-constexpr int kCycleRetries = 5;
+constexpr std::int64_t kCycleRetryGapMax = 500'000'000;
+constexpr int kCycleRetries = 70;
 
 // GORO_DEBUG=leaks=1: the proof of goroutines blocked forever runs once a
 // second, when some goroutine has waited on a channel for that long.
@@ -285,14 +288,19 @@ void monitor_main() {
       next_sysmon = !busy && sysmon_may_sleep() ? INT64_MAX : mono_now_ns() + sysmon_delay;
     }
     if (cycle_check_pending && now >= next_cycle_check) {
-      // A look that could not stop every P is retried (the poke that asked
-      // for it may have been the cycle's last), up to kCycleRetries times
-      // in a row: a P that computes for long would make every retry stop
-      // the others for the stop's whole wait.
+      // A look that could not stop every P is retried: the poke that asked
+      // for it may have been the cycle's last. A P that computes makes each
+      // try wait 100 ms with the others stopped, so the tries thin out
+      // (the gap doubles); a P inside a goro::blocking call makes each fail
+      // at once, and the tries must outlast the call: with 6 tries 2 ms
+      // apart, a cycle formed during a 300 ms call was never reported
+      // (LockCycle.abba_reported_after_a_blocking_call_...).
       const bool looked = check_lock_cycles();
       cycle_retries = looked || (r & kCheckLockCycles) != 0 ? 0 : cycle_retries + 1;
       cycle_check_pending = !looked && cycle_retries <= kCycleRetries;
-      next_cycle_check = mono_now_ns() + kCycleCheckGap;
+      const std::int64_t gap = cycle_retries == 0 ? kCycleCheckGap
+                               : std::min(kCycleRetryGapMax, kCycleCheckGap << std::min(cycle_retries, 20));
+      next_cycle_check = mono_now_ns() + gap;
     }
     if (now >= next_trace) {
       schedtrace_line();

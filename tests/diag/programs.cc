@@ -18,6 +18,9 @@
 // lock_cycle_busy: the same pair, formed while another goroutine computes
 //   250 ms without a scheduling point (the world cannot stop until it ends;
 //   run with GOMAXPROCS=2 and GORO_DEBUG=leaks=1: reported once it has).
+// lock_cycle_blocking: the same, formed while another goroutine sleeps
+//   300 ms inside goro::blocking (its P cannot stop until the call returns;
+//   GORO_DEBUG=leaks=1: reported once it has).
 // cross_unlock: a Mutex unlocked by another goroutine (a panic under leaks=1).
 // chan_leak: two senders left behind by a receiver that returned early, and
 //   one goroutine blocked on a channel main still holds (GORO_DEBUG=leaks=1
@@ -281,9 +284,10 @@ int main(int argc, char** argv) {
       return 0;
     });
   }
-  if (mode == "lock_cycle" || mode == "lock_cycle_busy") {  // ABBA: reported under GORO_DEBUG=leaks=1
+  if (mode == "lock_cycle" || mode == "lock_cycle_busy" || mode == "lock_cycle_blocking") {  // ABBA: reported under GORO_DEBUG=leaks=1
     const bool busy = mode == "lock_cycle_busy";
-    return goro::run([busy] {
+    const bool in_blocking = mode == "lock_cycle_blocking";
+    return goro::run([busy, in_blocking] {
       static goro::Mutex a, b;
       goro::Chan<int> held(0), go_on(0);
       goro::go([held, go_on] {
@@ -305,9 +309,15 @@ int main(int argc, char** argv) {
         computing.go([] { compute_for(std::chrono::milliseconds(250)); });
         goro::sleep_for(5ms);  // it runs on the other P
       }
+      if (in_blocking) {  // the pair forms while another goroutine is in a 300 ms blocking call
+        computing.go([] { goro::blocking([] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); }); });
+        goro::sleep_for(20ms);
+      }
       go_on.close();
       computing.wait();
-      goro::sleep_for(300ms);  // the monitor reports meanwhile; then exit 0
+      // The monitor reports meanwhile; then exit 0. After a blocking call,
+      // within its retry gap (~256 ms then) of the call's return.
+      goro::sleep_for(in_blocking ? 1500ms : 300ms);
       std::puts("main done");
     });
   }
