@@ -3,9 +3,9 @@
 // Mutex protocol. state_ bits: kLocked (held), kParked (the queue under
 // qlock_ is non-empty). kParked is only set or cleared with qlock_ held; a
 // waiter sets it (CAS) while the mutex is still locked, so the unlocker,
-// whose release is a read-modify-write (XADD of -kLocked), sees it in the
-// value it replaced and takes the slow path. The lock is released by then:
-// under qlock_, the slow path either hands the lock to the first waiter (it
+// whose release is a compare-exchange from exactly kLocked, fails and takes
+// the slow path, which releases (a CAS clearing kLocked). Then, under
+// qlock_, the slow path either hands the lock to the first waiter (it
 // waited over kStarveNs: starvation mode; it takes kLocked back for it with
 // a CAS, and if a newcomer got there first, leaves the waiter first in the
 // queue, where that newcomer's unlock finds it) or wakes the first waiter
@@ -127,11 +127,15 @@ void Mutex::lock_slow() {
 
 void Mutex::unlock_of_unlocked() { throw panic_error("sync: unlock of unlocked mutex"); }
 
-void Mutex::unlock_slow(std::uint32_t old) {
+void Mutex::unlock_slow(std::uint32_t seen) {
+  // Held, and kParked: release. A compare-exchange, so that of two unlocks
+  // racing for one lock the second finds it unlocked and panics with the
+  // word unchanged. Release pairs with the acquire in lock().
+  std::uint32_t s = seen;
+  do {
+    if ((s & kLocked) == 0) unlock_of_unlocked();
+  } while (!state_.compare_exchange_weak(s, s & ~kLocked, std::memory_order_release, std::memory_order_relaxed));
   arch::SanRuntimeScope san;
-  // Two unlocks raced past unlock()'s check: the word has wrapped and its
-  // waiters may be stranded. Go makes this fatal too.
-  if ((old & kLocked) == 0) rt::fatal("sync: unlock of unlocked mutex");
   arch::san_release(this);
   qlock_.lock();
   rt::WaitList q(head_, tail_);
