@@ -226,6 +226,13 @@ const std::error_category& category() noexcept {
 }
 
 // ---------------------------------------------------------------- state
+// No std::call_once here: libstdc++ hands the callable to pthread_once
+// through thread-local variables, written at every call, and goroutines
+// that share an OS thread write them in turn. ThreadSanitizer, which sees
+// each goroutine as a thread of its own, reported that as a race between
+// two goroutines installing the message filter (NatsTest.ManySubscriptions-
+// EachGetExactlyTheMessagesTheirSubjectMatches, CI's TSan run). A once here
+// is an atomic exchange, or a flag checked again under a mutex.
 namespace detail {
 
 // The reaper: see the file comment. Constructed by the first connect, so it
@@ -399,7 +406,7 @@ struct ConnState {
   std::atomic<std::size_t> unflushed{0};  // bytes published since the writer last ran (about)
   Chan<std::monostate> reader_wake{1}, writer_wake{1};
   Chan<std::monostate> io_stop{0};  // closed once, by stop_io
-  std::once_flag io_stop_once;
+  std::atomic<bool> io_stopping{false};  // stop_io's once (no std::call_once: see above)
   goro::WaitGroup io_wg;            // the reader and the writer
   // Plain subscriptions, for the reader to wake their pumps, by subject:
   // literal ones in a map, those with a wildcard token in a list. A pump
@@ -416,7 +423,7 @@ struct ConnState {
   // events): NUL-terminated subjects, nseen of them (a subject is noted
   // again unless it follows itself), or seen_overflow once a read brought
   // more than kSeenMax.
-  std::once_flag filter_once;
+  std::mutex filter_mu;  // serializes the install; never held across a park
   std::atomic<bool> filtered{false};
   std::string seen;
   int nseen = 0;
@@ -467,7 +474,7 @@ struct SubState {
   std::unique_ptr<Sink> sink;
   Chan<Msg> ch;  // the RawSink's channel, for messages(); nil for typed
   Chan<std::monostate> done{0};
-  std::once_flag done_once;
+  std::atomic<bool> done_closing{false};  // stop_delivery's once (no std::call_once: see above)
   Chan<std::monostate> wake{1};  // the reader: messages are waiting in cnats's queue
   std::atomic<bool> completed{false};
   // JetStream pull: the fetcher thread, which holds the SubState (self)
@@ -477,7 +484,7 @@ struct SubState {
   std::atomic<bool> stopping{false};
 
   void stop_delivery() {
-    std::call_once(done_once, [&] { done.close(); });
+    if (!done_closing.exchange(true, std::memory_order_acq_rel)) done.close();
   }
   void complete() {
     if (completed.exchange(true)) return;
@@ -949,11 +956,11 @@ void on_pub_ack(jsCtx*, natsMsg* m, jsPubAck* pa, jsPubAckErr* pae, void* closur
 // begin after `filtered` reads true run with the filter (cnats reads it
 // under its subscriptions' lock, which the install takes).
 void ConnState::install_filter() {
-  if (mux_is_async()) return;
-  std::call_once(filter_once, [&] {
-    cn([&] { natsConn_setFilterWithClosure(nc, conn_filter, this); });
-    filtered.store(true, std::memory_order_release);
-  });
+  if (mux_is_async() || filtered.load(std::memory_order_acquire)) return;
+  std::lock_guard<std::mutex> lk(filter_mu);
+  if (filtered.load(std::memory_order_relaxed)) return;
+  cn([&] { natsConn_setFilterWithClosure(nc, conn_filter, this); });
+  filtered.store(true, std::memory_order_release);
 }
 
 std::error_code ConnState::ensure_mux() {
@@ -998,7 +1005,7 @@ std::error_code ConnState::ensure_js() {
 }
 
 void ConnState::stop_io() {
-  std::call_once(io_stop_once, [&] { io_stop.close(); });
+  if (!io_stopping.exchange(true, std::memory_order_acq_rel)) io_stop.close();
   ev_drop(this);  // a reader or writer waiting on the socket returns
 }
 
