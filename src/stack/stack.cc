@@ -191,7 +191,9 @@ long advise_batch(const SelfPidfd& self, iovec* iov, std::size_t n, int advice) 
 // madvise each (0.42 us a guard instead of 0.67-0.71 on this project's VM,
 // 3,000 guards; a slab of 128 KiB stacks has ~500). Returns how many leading
 // guards it installed; the caller installs the rest one by one (installing a
-// guard twice is harmless). 0 (and never again) where the kernel cannot.
+// guard twice is harmless). 0 (and never again) where the kernel cannot;
+// 0 this time where no pidfd could be opened (the process may be out of
+// descriptors only for now).
 std::size_t install_guards_batched(char* base, std::size_t n, std::size_t stride, Global& g) {
   static std::atomic<bool> unsupported{false};
   if (g.madvise_guard.load(std::memory_order_relaxed) == 0 || unsupported.load(std::memory_order_relaxed)) return 0;
@@ -207,7 +209,7 @@ std::size_t install_guards_batched(char* base, std::size_t n, std::size_t stride
     }
     const long whole = advise_batch(self, iov, k, MADV_GUARD_INSTALL);
     if (whole < 0) {
-      unsupported.store(true, std::memory_order_relaxed);
+      if (self.fd >= 0) unsupported.store(true, std::memory_order_relaxed);  // (no pidfd: out of descriptors, maybe for now)
       break;
     }
     done += static_cast<std::size_t>(whole);
@@ -231,7 +233,7 @@ void release_ranges(std::vector<iovec>& ranges) {
       const std::size_t k = std::min(kAdviseBatch, ranges.size() - done);
       const long whole = advise_batch(self, &ranges[done], k, MADV_DONTNEED);
       if (whole < 0) {
-        unsupported.store(true, std::memory_order_relaxed);
+        if (self.fd >= 0) unsupported.store(true, std::memory_order_relaxed);  // as for the guards
         break;
       }
       done += static_cast<std::size_t>(whole);

@@ -20,8 +20,9 @@
 // the pool is small; past kKeepDirty pooled stacks, trim returns
 // each stack's pages to the OS (MADV_DONTNEED, adjacent stacks in one range,
 // 64 ranges per system call where the kernel allows).
-// Idle workers call trim, so memory falls back after a burst without a
-// syscall on any hot path.
+// An idle worker trims when every other P is idle too, and the monitor once
+// the pool has gone untouched for kTrimSettleNs while some P stays busy, so
+// memory falls back after a burst without a syscall on any hot path.
 #pragma once
 
 #include <cstddef>
