@@ -48,15 +48,18 @@ class RunQueue {
     }
   }
 
-  // Any thread. The owner uses it for its own next G.
+  // Any thread. The owner uses it for its own next G, in every switch path:
+  // one attempt inline, the retries (a thief took the head meanwhile) out of
+  // line, which keeps the inline part free of loop-carried addresses.
   G* pop() {
-    for (;;) {
-      std::uint32_t h = head_.load(std::memory_order_acquire);
-      std::uint32_t t = tail_.load(std::memory_order_acquire);
-      if (h == t) return nullptr;
-      G* g = slots_[h % kSize].load(std::memory_order_relaxed);
-      if (head_.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel)) return g;
+    std::uint32_t h = head_.load(std::memory_order_acquire);
+    if (h == tail_.load(std::memory_order_acquire)) return nullptr;
+    G* g = slots_[h % kSize].load(std::memory_order_relaxed);
+    if (head_.compare_exchange_strong(h, h + 1, std::memory_order_acq_rel)) [[likely]] {
+      if (g == nullptr) __builtin_unreachable();  // a claimed slot holds a G: lets callers skip the test
+      return g;
     }
+    return pop_retry();
   }
 
   // Thief: grabs half of this queue (rounded up) into `out`, at most kSize/2.
@@ -81,9 +84,22 @@ class RunQueue {
   }
 
  private:
+  __attribute__((noinline)) G* pop_retry() {
+    for (;;) {
+      std::uint32_t h = head_.load(std::memory_order_acquire);
+      std::uint32_t t = tail_.load(std::memory_order_acquire);
+      if (h == t) return nullptr;
+      G* g = slots_[h % kSize].load(std::memory_order_relaxed);
+      if (head_.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel)) return g;
+    }
+  }
+
+  // The slots first: at offset 0 from the queue, a slot's address is one
+  // scaled-index operand in the inlined push and pop (after the indices the
+  // compiler added the slots' offset to the index in a separate instruction).
+  std::atomic<G*> slots_[kSize]{};
   alignas(64) std::atomic<std::uint32_t> head_{0};
   alignas(64) std::atomic<std::uint32_t> tail_{0};
-  std::atomic<G*> slots_[kSize]{};
 };
 
 }  // namespace goro::rt

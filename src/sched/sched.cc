@@ -12,8 +12,9 @@
 //    slow search and the sleeping.
 //  - Whatever must happen after a context is saved (release the lock of the
 //    wait queue the G parked on, requeue a yielding G, recycle an exited G)
-//    travels with the switch as an Action and is run by the context switched
-//    to, on the same thread, before anything else.
+//    travels with the switch in its transfer word (an Action, or a tagged G
+//    for a yield: see run_action) and is done by the context switched to, on
+//    the same thread, before anything else.
 //
 // Lock order (outermost first): a primitive's own lock (channel, mutex, ...)
 // -> Sched::lock -> P::tlock -> stack pool lock. Sched::lock and P::tlock are
@@ -162,11 +163,30 @@ struct Action {
   void* arg = nullptr;
 };
 
-void run_action(void* transfer) {
-  if (transfer == nullptr) return;
+// The transfer word a switch passes, never null: an Action* (at least
+// 8-aligned; &kNoAction when there is nothing to do), or the switching G's
+// address with kRequeueTag set: "put this G at the tail of the current P's
+// run queue" (yield's work, done without an Action to build and call
+// through). Never null, so telling the two apart is the only test.
+constexpr std::uintptr_t kRequeueTag = 1;
+static_assert(alignof(Action) > kRequeueTag && alignof(G) > kRequeueTag);
+
+inline void* requeue_transfer(G* g) { return reinterpret_cast<char*>(g) + kRequeueTag; }
+
+void requeue(G* prev);
+
+void action_none(G*, void*) {}
+Action kNoAction{&action_none, nullptr, nullptr};  // never written
+
+__attribute__((always_inline)) inline void run_action(void* transfer) {
+  const auto w = reinterpret_cast<std::uintptr_t>(transfer);
+  if (w & kRequeueTag) {
+    requeue(reinterpret_cast<G*>(w - kRequeueTag));
+    return;
+  }
   // Copy first: once fn has run, prev may be resumed elsewhere and its stack,
   // which holds the Action, reused.
-  Action a = *static_cast<Action*>(transfer);
+  Action a = *reinterpret_cast<Action*>(w);
   a.fn(a.prev, a.arg);  // never null: every Action names its work
 }
 
@@ -440,7 +460,8 @@ void g_prepare(P* p, G* g) {
 // Switches from goroutine `from` (running on p) to goroutine `to`, or to p's
 // scheduler context when `to` is null. Returns when `from` is resumed, on
 // whatever thread resumes it. `from_done` means `from` has exited and will
-// never resume.
+// never resume. `act` is what the entered context runs first; null means
+// "requeue `from`" (a yield), passed as a tagged transfer word.
 __attribute__((always_inline)) inline void switch_from_g(P* p, G* from, G* to, Action* act, bool from_done) {
   if (from->stack_unguarded && !stack_canary_ok(from->stack)) [[unlikely]]
     stack_overflow(from);
@@ -452,11 +473,11 @@ __attribute__((always_inline)) inline void switch_from_g(P* p, G* from, G* to, A
     p->curg = to;
     to->status.store(GStatus::running, std::memory_order_relaxed);
     arch::san_start_switch(fake, to->san);
-    transfer = goro_ctx_switch(&from->sp, to->sp, act);
+    transfer = goro_ctx_switch(&from->sp, to->sp, act != nullptr ? static_cast<void*>(act) : requeue_transfer(from));
   } else {
     p->curg = nullptr;
     arch::san_start_switch(fake, p->g0_san);
-    transfer = goro_ctx_switch(&from->sp, p->g0_sp, act);
+    transfer = goro_ctx_switch(&from->sp, p->g0_sp, act != nullptr ? static_cast<void*>(act) : requeue_transfer(from));
   }
   arch::san_finish_switch(from->asan_fake_stack, nullptr);
   arch::san_depth_restore(san_depth);
@@ -499,28 +520,46 @@ void poll_if_starving(P* p) {
   poll_nonblocking(p);
 }
 
+// p's earliest timer is due at `now` (>= 0, a monotonic clock reading).
+inline bool timer_due(const P* p, std::int64_t now) {
+  return p->next_when.load(std::memory_order_relaxed) <= static_cast<std::uint64_t>(now);
+}
+
+// Under p->tlock: publishes the heap's minimum (INT64_MAX: none).
+inline void set_next_when(P* p, std::int64_t when) {
+  p->next_when.store(when == INT64_MAX ? P::kNoTimer : static_cast<std::uint64_t>(std::max<std::int64_t>(when, 0)),
+                     std::memory_order_relaxed);
+}
+
 // The part of runnable_pick that runs only when a timer is pending or at
-// every kGlobalCheckInterval-th tick. Returns whether pick should stop
-// (with *out, possibly null) instead of going on to the local queues.
-__attribute__((noinline)) bool runnable_pick_rare(P* p, bool may_fire_timers, std::uint32_t tick, G** out) {
-  if (p->next_when.load(std::memory_order_relaxed) != INT64_MAX) {
+// every kGlobalCheckInterval-th tick. Returns kPickGoOn when pick should go
+// on to the local queues, else what pick returns (possibly null). A return
+// value rather than an out-parameter: runnable_pick is inlined in every
+// switch path, and an out-parameter gave each of them a stack frame.
+G* const kPickGoOn = reinterpret_cast<G*>(alignof(G));
+__attribute__((noinline)) G* runnable_pick_rare(P* p, bool may_fire_timers, std::uint32_t tick) {
+  if (p->next_when.load(std::memory_order_relaxed) != P::kNoTimer) {
     std::int64_t now = mono_now_ns();
-    if (p->next_when.load(std::memory_order_relaxed) <= now) {
-      if (!may_fire_timers) {
-        *out = nullptr;
-        return true;
-      }
+    if (timer_due(p, now)) {
+      if (!may_fire_timers) return nullptr;
       run_timers(p, now);
     }
   }
   if (tick % kGlobalCheckInterval == 0) {
     poll_if_starving(p);
-    if (G* g = global_get(p, 1)) {
-      *out = g;
-      return true;
-    }
+    if (G* g = global_get(p, 1)) return g;
   }
-  return false;
+  return kPickGoOn;
+}
+
+// The end of runnable_pick, when p's queue is empty: runnext (filled since
+// it was looked at), then the global queue. Out of line so that the inline
+// part stays short.
+__attribute__((noinline)) G* runnable_pick_empty(P* p) {
+  if (p->runnext.load(std::memory_order_relaxed) != nullptr) {
+    if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) return g;
+  }
+  return global_get(p, RunQueue::kSize / 2);
 }
 
 // The quick search, done on the parking goroutine's own stack: never blocks,
@@ -532,32 +571,39 @@ __attribute__((noinline)) bool runnable_pick_rare(P* p, bool may_fire_timers, st
 // the switch goes to g0, which runs the timers with nothing held.
 // Inline in the switch paths: what they need at every switch is a tick, two
 // tests and a queue pop; the rest is out of line (runnable_pick_rare).
-inline G* runnable_pick(P* p, bool may_fire_timers) {
+inline G* runnable_pick(P* p, bool may_fire_timers, bool runnext_likely = false) {
   const std::uint32_t tick = p->schedtick.load(std::memory_order_relaxed) + 1;
   p->schedtick.store(tick, std::memory_order_relaxed);
-  if (p->next_when.load(std::memory_order_relaxed) != INT64_MAX || tick % kGlobalCheckInterval == 0) [[unlikely]] {
-    G* g = nullptr;
-    if (runnable_pick_rare(p, may_fire_timers, tick, &g)) return g;
+  if (p->next_when.load(std::memory_order_relaxed) != P::kNoTimer || tick % kGlobalCheckInterval == 0) [[unlikely]] {
+    G* g = runnable_pick_rare(p, may_fire_timers, tick);
+    if (g != kPickGoOn) return g;
   }
   // runnext_streak counts runnext's runs in a row while the queue may be
   // waiting: past the limit the queue goes first if it holds anything, and
   // if it holds nothing the count starts again (so a ping-pong pair with
   // nothing else to run does not look at the queue at every switch).
-  if (p->runnext_streak < kRunnextStreakMax) [[likely]] {
-    if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) {
-      ++p->runnext_streak;
-      return g;
-    }
-  } else if (p->runq.empty()) {
-    if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) {
-      p->runnext_streak = 1;
-      return g;
+  // runnext is looked at before it is exchanged unless the caller expects
+  // it full: other threads fill it only by exchange (migrate_filter), so a
+  // load that sees it empty loses nothing (what is put there meanwhile is
+  // taken at the next pick), and an empty slot then costs no locked
+  // instruction. A goroutine that parks has usually just readied its partner
+  // there; one that yields usually has not.
+  if (runnext_likely || p->runnext.load(std::memory_order_relaxed) != nullptr) {
+    if (p->runnext_streak < kRunnextStreakMax) [[likely]] {
+      if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) {
+        ++p->runnext_streak;
+        return g;
+      }
+    } else if (p->runq.empty()) {
+      if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) {
+        p->runnext_streak = 1;
+        return g;
+      }
     }
   }
   p->runnext_streak = 0;
-  if (G* g = p->runq.pop()) return g;
-  if (G* g = p->runnext.exchange(nullptr, std::memory_order_acquire)) return g;
-  return global_get(p, RunQueue::kSize / 2);
+  if (G* g = p->runq.pop()) [[likely]] return g;
+  return runnable_pick_empty(p);
 }
 
 // GORO_DEBUG=migrate=1 (set once at start): a goroutine about to resume on
@@ -571,6 +617,12 @@ inline G* runnable_pick(P* p, bool may_fire_timers) {
 // yield), it runs there. So it is handed over at most once per resumption
 // and can never bounce between Ps unrun.
 bool g_migrate = false;  // set once at start, before any worker runs
+
+// Every store of P::active goes through here (sched.h).
+void set_active(P* p, bool on) {
+  p->active.store(on, std::memory_order_release);
+  p->quick_pick.store(on && !g_migrate, std::memory_order_release);
+}
 constexpr std::uint32_t kHandedOff = 0x80000000u;
 
 G* migrate_filter(P* p, G* g, bool may_fire_timers) {
@@ -609,20 +661,25 @@ bool migrate_keep(P* p, P* q) {
          mono_now_ns() - g->wait_since_ns < 5'000'000;
 }
 
-G* runnable_fast(P* p, bool may_fire_timers = true) {
+__attribute__((noinline)) G* runnable_fast_slow(P* p, bool may_fire_timers) {
   if (!p->active.load(std::memory_order_acquire)) return nullptr;
   G* g = runnable_pick(p, may_fire_timers);
-  if (g_migrate) [[unlikely]] g = migrate_filter(p, g, may_fire_timers);
+  if (g_migrate) g = migrate_filter(p, g, may_fire_timers);
   return g;
+}
+
+G* runnable_fast(P* p, bool may_fire_timers = true, bool runnext_likely = false) {
+  if (!p->quick_pick.load(std::memory_order_acquire)) [[unlikely]] return runnable_fast_slow(p, may_fire_timers);
+  return runnable_pick(p, may_fire_timers, runnext_likely);
 }
 
 // The status stores below come after the switch, so a diagnostics reader that
 // sees `runnable` or `waiting` (acquire) sees the G's saved context too.
-void action_requeue(G* prev, void*) {
+__attribute__((always_inline)) inline void requeue(G* prev) {
   prev->status.store(GStatus::runnable, std::memory_order_release);
   P* p = current_p();
   runq_put(p, prev);
-  if (sched().nidle.load(std::memory_order_relaxed) > 0) wakep();
+  if (sched().nidle.load(std::memory_order_relaxed) > 0) [[unlikely]] wakep();
 }
 
 void action_unlock(G* prev, void* arg) {
@@ -725,21 +782,21 @@ void heap_remove_locked(P* p, Timer* t) {
   }
   t->heap_index = -1;
   t->owner.store(nullptr, std::memory_order_relaxed);
-  p->next_when.store(h.empty() ? INT64_MAX : h[0].when, std::memory_order_relaxed);
+  set_next_when(p, h.empty() ? INT64_MAX : h[0].when);
 }
 
 void heap_add_locked(P* p, Timer* t) {
   p->theap.push_back(TimerSlot{t->when, t});
   heap_up(p->theap, p->theap.size() - 1);
   t->owner.store(p, std::memory_order_release);
-  p->next_when.store(p->theap[0].when, std::memory_order_relaxed);
+  set_next_when(p, p->theap[0].when);
 }
 
 // Fires p's timers that are due at `now`. Any thread may run any P's timers.
 void run_timers(P* p, std::int64_t now) {
   constexpr int kBatch = 32;
   for (;;) {
-    if (p->next_when.load(std::memory_order_relaxed) > now) return;
+    if (!timer_due(p, now)) return;
     Timer* due[kBatch];
     int n = 0;
     p->tlock.lock();
@@ -761,10 +818,10 @@ void run_timers(P* p, std::int64_t now) {
 
 std::int64_t earliest_timer() {
   Sched& s = sched();
-  std::int64_t w = INT64_MAX;
   int n = s.nstarted.load(std::memory_order_acquire);
+  std::uint64_t w = P::kNoTimer;
   for (int i = 0; i < n; ++i) w = std::min(w, s.ps[i]->next_when.load(std::memory_order_relaxed));
-  return w;
+  return w == P::kNoTimer ? INT64_MAX : static_cast<std::int64_t>(w);
 }
 
 // Moves all of `from`'s timers to `to` (P deactivation).
@@ -772,7 +829,7 @@ void migrate_timers(P* from, P* to) {
   from->tlock.lock();
   std::vector<TimerSlot> moving;
   moving.swap(from->theap);
-  from->next_when.store(INT64_MAX, std::memory_order_relaxed);
+  from->next_when.store(P::kNoTimer, std::memory_order_relaxed);
   to->tlock.lock();
   for (const TimerSlot& x : moving) heap_add_locked(to, x.t);
   to->tlock.unlock();
@@ -1043,7 +1100,7 @@ void worker_main(P* p) {
     g->status.store(GStatus::running, std::memory_order_relaxed);
     arch::san_start_switch(&p->g0_fake_stack, g->san);
     const int san_depth = arch::san_depth_save();
-    void* transfer = goro_ctx_switch(&p->g0_sp, g->sp, nullptr);
+    void* transfer = goro_ctx_switch(&p->g0_sp, g->sp, &kNoAction);
     arch::san_finish_switch(p->g0_fake_stack, nullptr);
     arch::san_depth_restore(san_depth);
     run_action(transfer);
@@ -1064,7 +1121,7 @@ P* new_p_locked(Sched& s) {
 // inactive leaves dormancy: that bumps idle_epoch, which the deadlock check
 // reads as "something may have run".
 void activate_locked(Sched& s, P* p) {
-  p->active.store(true, std::memory_order_release);
+  set_active(p, true);
   s.idle_epoch.fetch_add(1, std::memory_order_seq_cst);
   if (!p->started) {
     p->started = true;
@@ -1085,7 +1142,7 @@ void set_active_locked(Sched& s, int n) {
   for (int i = started - 1; i >= 0 && active > n; --i) {
     P* p = s.ps[i];
     if (!p->active.load(std::memory_order_relaxed)) continue;
-    p->active.store(false, std::memory_order_release);
+    set_active(p, false);
     wake_p(p);  // to notice it at its next scheduling point
     --active;
   }
@@ -1168,7 +1225,7 @@ void on_process_exit(int status, void*) {
   P* self = tls_p;  // exit() called from a goroutine: this P's thread is the one exiting
   s.lock.lock();
   int n = s.nstarted.load(std::memory_order_relaxed);
-  for (int i = 0; i < n; ++i) s.ps[i]->active.store(false, std::memory_order_release);
+  for (int i = 0; i < n; ++i) set_active(s.ps[i], false);
   s.lock.unlock();
   for (int i = 0; i < n; ++i) {
     if (s.ps[i] != self) wake_p(s.ps[i]);
@@ -1361,7 +1418,7 @@ inline void park_g(P* p, G* g, const char* reason, void (*act)(G*, void*), void*
   g->wait_reason = reason;
   g->wait_since_ns = p->clock_ns.load(std::memory_order_relaxed);  // ARCHITECTURE "Wait start"
   Action a{act, g, act_arg};
-  G* to = runnable_fast(p, false);
+  G* to = runnable_fast(p, false, true);
   if (to != nullptr && to->stack == nullptr && hooked) [[unlikely]] {
     // A goroutine's first run allocates its stack and faults in its first
     // page (microseconds on a VM), and the hook's lock would be held
@@ -1541,7 +1598,7 @@ void stop_the_world(WorldStop& w, std::int64_t timeout_ns) {
     G* bg = q->blocking_g.load(std::memory_order_relaxed);
     skip[i] = (!w.was_active[i] && !q->dormant.load(std::memory_order_relaxed)) ||
               (bg != nullptr && bg == __atomic_load_n(&q->curg, __ATOMIC_RELAXED));
-    q->active.store(false, std::memory_order_release);
+    set_active(q, false);
   }
   s.lock.unlock();
   for (int i = 0; i < w.nprocs; ++i) {
@@ -1567,7 +1624,7 @@ void start_the_world(WorldStop& w) {
   Sched& s = sched();
   s.lock.lock();
   if (!s.exiting.load(std::memory_order_seq_cst)) {  // exit is final (HACKING rule 9)
-    for (int i = 0; i < w.nprocs; ++i) s.ps[i]->active.store(w.was_active[i], std::memory_order_release);
+    for (int i = 0; i < w.nprocs; ++i) set_active(s.ps[i], w.was_active[i]);
   }
   s.lock.unlock();
   s.stopping.store(false, std::memory_order_seq_cst);
@@ -1636,7 +1693,7 @@ std::uint32_t progress(P* p) {
 // goroutines for a while without parking (not stuck: producing) keeps its P.
 bool stuck_with_work(Sched& s, P* p, std::int64_t now) {
   const bool local = !p->runq.empty() || p->runnext.load(std::memory_order_relaxed) != nullptr ||
-                     p->next_when.load(std::memory_order_relaxed) <= now;
+                     timer_due(p, now);
   if (!local && s.gsize.load(std::memory_order_relaxed) == 0) return false;
   if (s.nidle.load(std::memory_order_relaxed) > 0 || s.nspinning.load(std::memory_order_relaxed) > 0) {
     wakep();
@@ -1741,7 +1798,7 @@ bool hand_off(Sched& s, P* p, std::int64_t now) {
     return false;
   }
   if (spare == nullptr) spare = new_p_locked(s);
-  p->active.store(false, std::memory_order_release);
+  set_active(p, false);
   spare->mon_tick = progress(spare);
   spare->mon_since = now;
   // p's queue to the global queue, where the spare (and anyone) finds it.
@@ -1800,7 +1857,7 @@ bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& s
     if (!p->active.load(std::memory_order_acquire)) {
       if (p->dormant.load(std::memory_order_relaxed)) {
         // Timers a racing timer_add left on a dormant P.
-        if (p->next_when.load(std::memory_order_relaxed) <= now) run_timers(p, now);
+        if (timer_due(p, now)) run_timers(p, now);
         continue;
       }
       // Handed off (or deactivating): what its goroutine queued since goes
@@ -1813,7 +1870,7 @@ bool sysmon_round(std::int64_t now, std::int64_t stall_ns, std::vector<Stall>& s
         s.lock.unlock();
         wakep();
       }
-      if (p->next_when.load(std::memory_order_relaxed) <= now) run_timers(p, now);
+      if (timer_due(p, now)) run_timers(p, now);
       continue;
     }
     if (p->in_idle.load(std::memory_order_relaxed)) {
@@ -1997,13 +2054,11 @@ void yield() {
   rt::G* next = rt::runnable_fast(p);
   if (next == nullptr) {
     if (!p->active.load(std::memory_order_acquire)) {
-      rt::Action act{&rt::action_requeue, g, nullptr};
-      rt::switch_from_g(p, g, nullptr, &act, false);
+      rt::switch_from_g(p, g, nullptr, nullptr, false);
     }
     return;
   }
-  rt::Action act{&rt::action_requeue, g, nullptr};
-  rt::switch_from_g(p, g, next, &act, false);
+  rt::switch_from_g(p, g, next, nullptr, false);
 }
 
 void sleep_until(Clock::time_point deadline) {

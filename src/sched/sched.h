@@ -83,7 +83,13 @@ struct P {
 
   const int id;
   // Written by set_max_procs (release), read by the P's own thread (acquire).
+  // Written through set_active() only, which keeps quick_pick in step.
   std::atomic<bool> active{false};
+  // active, and the GORO_DEBUG=migrate mode off: the one test the inline
+  // switch paths make before picking from the local queues (sched.cc,
+  // runnable_fast); when false they take the out-of-line path, which tells
+  // the two cases apart.
+  std::atomic<bool> quick_pick{false};
 
   // --- owned by this P's thread; no lock
   G* curg = nullptr;            // running goroutine, null on the scheduler stack (g0)
@@ -123,11 +129,14 @@ struct P {
   // --- timers, protected by tlock: a 4-ary min-heap on `when`, kept in
   // each slot beside the timer (a sift compares within the array, without
   // touching timers that live on goroutine stacks all over memory).
-  // next_when mirrors the heap's minimum (INT64_MAX if empty) for lock-free
-  // peeks; stored under tlock.
+  // next_when mirrors the heap's minimum for lock-free peeks (kNoTimer if
+  // empty; a `when` below zero is stored as 0); stored under tlock. Unsigned
+  // so that the test every switch makes, "any timer?", compares with an
+  // immediate operand; read it through timer_due().
+  static constexpr std::uint64_t kNoTimer = UINT64_MAX;
   Lock tlock;
   std::vector<TimerSlot> theap;
-  std::atomic<std::int64_t> next_when{INT64_MAX};
+  std::atomic<std::uint64_t> next_when{kNoTimer};
 
   // --- idle parking. wake_seq is the futex word: a waker increments it
   // (release) after setting `spinning`; the sleeper waits while it is
