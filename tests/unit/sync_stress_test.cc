@@ -67,6 +67,66 @@ TEST_P(SyncStress, MutexBetweenGoroutinesAndThreads) {
   EXPECT_EQ(counter, 6 * per);
 }
 
+// Holders that now and then keep the lock over 1 ms make the waiters
+// starve, so unlocks hand the lock to the first waiter (starvation mode);
+// meanwhile newcomers, goroutines and plain threads retrying on the word,
+// take it whenever it is free, among them in the moment between an
+// unlock's release and its hand-off. Nobody may ever hold it beside
+// another.
+TEST_P(SyncStress, StarvationHandOffNeverLetsTwoHoldTheLock) {
+  const long per = long(scaled(20000));
+  std::atomic<int> inside{0};
+  std::atomic<long> overlaps{0};
+  long counter = 0;
+  Mutex m;
+  auto one = [&](long i) {
+    m.lock();
+    if (inside.fetch_add(1) != 0) overlaps.fetch_add(1);
+    ++counter;
+    if (i % 500 == 0) {  // a long hold, on the CPU (goroutines and threads alike)
+      const auto until = std::chrono::steady_clock::now() + 1500us;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
+    inside.fetch_sub(1);
+    m.unlock();
+  };
+  WaitGroup wg;
+  for (int g = 0; g < 4; ++g) {
+    wg.add(1);
+    go([&] {
+      for (long i = 0; i < per; ++i) one(i);
+      wg.done();
+    });
+  }
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 2; ++t) {
+    ts.emplace_back([&] {
+      for (long i = 0; i < per; ++i) one(i + 250);
+    });
+  }
+  // A barger: try_lock in a loop takes the lock the moment it is released,
+  // before a starving waiter can be handed it.
+  std::atomic<bool> stop{false};
+  long barged = 0;
+  std::thread barger([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      if (!m.try_lock()) continue;
+      if (inside.fetch_add(1) != 0) overlaps.fetch_add(1);
+      ++counter;
+      ++barged;
+      inside.fetch_sub(1);
+      m.unlock();
+    }
+  });
+  for (auto& t : ts) t.join();
+  wg.wait();
+  stop.store(true);
+  barger.join();
+  EXPECT_EQ(overlaps.load(), 0);
+  EXPECT_EQ(counter, 6 * per + barged);
+}
+
 TEST_P(SyncStress, ReadersShareWritersExcludeUnderTwentyGoroutines) {
   const int iters = int(scaled(5000));
   run([&] {
