@@ -171,7 +171,12 @@ struct Action {
 constexpr std::uintptr_t kRequeueTag = 1;
 static_assert(alignof(Action) > kRequeueTag && alignof(G) > kRequeueTag);
 
-inline void* requeue_transfer(G* g) { return reinterpret_cast<char*>(g) + kRequeueTag; }
+// What switch_from_g passes: act, or (act null: a yield) `from`, tagged.
+// Computed at the call of the switch, so the word is built in the argument
+// register rather than kept in a callee-saved one across the path.
+inline void* transfer_word(Action* act, G* from) {
+  return act != nullptr ? static_cast<void*>(act) : reinterpret_cast<char*>(from) + kRequeueTag;
+}
 
 void requeue(G* prev);
 
@@ -473,11 +478,11 @@ __attribute__((always_inline)) inline void switch_from_g(P* p, G* from, G* to, A
     p->curg = to;
     to->status.store(GStatus::running, std::memory_order_relaxed);
     arch::san_start_switch(fake, to->san);
-    transfer = goro_ctx_switch(&from->sp, to->sp, act != nullptr ? static_cast<void*>(act) : requeue_transfer(from));
+    transfer = goro_ctx_switch(&from->sp, to->sp, transfer_word(act, from));
   } else {
     p->curg = nullptr;
     arch::san_start_switch(fake, p->g0_san);
-    transfer = goro_ctx_switch(&from->sp, p->g0_sp, act != nullptr ? static_cast<void*>(act) : requeue_transfer(from));
+    transfer = goro_ctx_switch(&from->sp, p->g0_sp, transfer_word(act, from));
   }
   arch::san_finish_switch(from->asan_fake_stack, nullptr);
   arch::san_depth_restore(san_depth);
@@ -570,7 +575,8 @@ __attribute__((noinline)) G* runnable_pick_empty(P* p) {
 // its receiver is parking on), so then a due timer makes this return null:
 // the switch goes to g0, which runs the timers with nothing held.
 // Inline in the switch paths: what they need at every switch is a tick, two
-// tests and a queue pop; the rest is out of line (runnable_pick_rare).
+// tests, a look at runnext and a queue pop; the rest is out of line
+// (runnable_pick_rare, runnable_pick_empty).
 inline G* runnable_pick(P* p, bool may_fire_timers, bool runnext_likely = false) {
   const std::uint32_t tick = p->schedtick.load(std::memory_order_relaxed) + 1;
   p->schedtick.store(tick, std::memory_order_relaxed);

@@ -82,8 +82,9 @@ struct P {
   explicit P(int id_) : id(id_) {}
 
   const int id;
-  // Written by set_max_procs (release), read by the P's own thread (acquire).
-  // Written through set_active() only, which keeps quick_pick in step.
+  // Written under Sched::lock (set_max_procs, hand-off, stopping the world,
+  // exit), through set_active() only, which keeps quick_pick in step
+  // (release); read by the P's own thread (acquire).
   std::atomic<bool> active{false};
   // active, and the GORO_DEBUG=migrate mode off: the one test the inline
   // switch paths make before picking from the local queues (sched.cc,
