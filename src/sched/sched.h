@@ -110,6 +110,9 @@ struct P {
   std::uint64_t rng = 0;
   G* gfree = nullptr;
   std::uint32_t ngfree = 0;
+  // Never-used G memory carved by g_get (g_fresh in sched.cc).
+  unsigned char* gfresh = nullptr;
+  std::uint32_t ngfresh = 0;
   static constexpr std::uint32_t kStackCache = 32;
   Stack* scache[kStackCache] = {};
   std::uint32_t nscache = 0;

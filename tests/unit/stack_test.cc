@@ -1,8 +1,10 @@
 // tests/unit/stack_test.cc: goroutine stacks: guard pages, pooling,
 // and memory returned to the OS after a burst.
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <atomic>
 #include <cstdio>
@@ -74,6 +76,50 @@ TEST(Stacks, EveryStackOfASlabIsGuardedWhereItSaysSo) {
   }
   EXPECT_GT(guarded, 0);
   for (rt::Stack* st : got) rt::stack_free_global(st);
+}
+
+bool resident(const void* page) {
+  unsigned char v = 0;
+  return mincore(const_cast<void*>(page), rt::page_size(), &v) == 0 && (v & 1) != 0;
+}
+
+// A batch from the global pool: distinct stacks of the class asked for, the
+// top page of each fresh one committed before any goroutine runs on it and
+// nothing below it (the goroutine commits what it reaches); given back and
+// taken again, the same stacks come back first (they are dirty now).
+TEST(Stacks, ABatchCommitsTheTopPageOfFreshStacksOnly) {
+  const std::size_t ps = rt::page_size();
+  // A class no other test uses (a fresh slab), and small enough that a
+  // 2 MiB page table holds several stacks: new_slab's write that creates
+  // each table commits the top of one stack in four, not of all of them.
+  const std::uint8_t cls = rt::stack_class_for(std::size_t{512} << 10);
+  rt::Stack* got[8] = {};
+  ASSERT_EQ(rt::stack_alloc_batch(cls, got, 8), 8u);
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_NE(got[i], nullptr);
+    EXPECT_EQ(got[i]->size_class, cls);
+    EXPECT_GE(got[i]->size(), std::size_t{512} << 10);
+    for (int j = 0; j < i; ++j) EXPECT_NE(got[i], got[j]);
+  }
+  // Whether this kernel commits pages on request: probe a page of our own.
+  void* probe = mmap(nullptr, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(probe, MAP_FAILED);
+  const bool can_populate = madvise(probe, ps, MADV_POPULATE_WRITE) == 0;
+  munmap(probe, ps);
+  for (rt::Stack* st : got) {
+    EXPECT_FALSE(resident(st->hi - 2 * ps)) << "a page below the top of a fresh stack was committed";
+    if (can_populate && !kTsanBuild) {
+      EXPECT_TRUE(resident(st->hi - ps)) << "the top page of a fresh stack is not committed";
+    }
+  }
+  for (rt::Stack* st : got) {
+    st->dirty = true;  // as stack_put marks a stack a goroutine ran on
+    rt::stack_free_global(st);
+  }
+  rt::Stack* again[8] = {};
+  ASSERT_EQ(rt::stack_alloc_batch(cls, again, 8), 8u);
+  for (rt::Stack* st : again) EXPECT_NE(std::find(std::begin(got), std::end(got), st), std::end(got));
+  for (rt::Stack* st : again) rt::stack_free_global(st);
 }
 
 TEST(Stacks, ClassesRoundUpToPowersOfTwo) {
