@@ -190,14 +190,19 @@ TEST(NatsCluster, ClientsFailOverWhenANodeDiesAndEveryAcknowledgedMessageIsConsu
     o.reconnect_wait = 50ms;
     auto nc = nats::connect(cluster.urls(), o);
     auto js = nc.jetstream();
-    // The cluster elects its meta leader after the nodes meet: retry.
+    // The cluster elects its meta leader after the nodes meet, and until
+    // then (or while a peer is not yet current) a stream of three replicas
+    // is refused with a JetStream error: retry. Up to 60 s: on a loaded
+    // machine (the last of CI's four suite runs) 15 s was once not enough.
     std::error_code ec;
-    for (int i = 0; i < 150; ++i) {
+    int tries = 0;
+    while (tries < 600) {
+      ++tries;
       js.add_stream({.name = "EVENTS", .subjects = {"events"}, .replicas = 3}, ec);
       if (!ec) break;
       goro::sleep_for(100ms);
     }
-    ASSERT_FALSE(ec) << ec.message();
+    ASSERT_FALSE(ec) << ec.message() << " after " << tries << " tries";
     std::set<std::uint64_t> acked;
     goro::Mutex mu;
     std::atomic<bool> stop{false};
