@@ -355,18 +355,6 @@ std::uint64_t new_goid(P* p) {
   return p->id_next++;
 }
 
-// A P's free Gs are a cache in front of the global list, refilled and
-// drained half a cache at a time under one acquisition of Sched::lock, as
-// Go's gfget/gfput: a burst of exits (a close waking 100,000 goroutines) or
-// of spawns takes that lock once per 32 Gs, not once per G, where it
-// contended with the global run queue's users.
-//
-// Stacks are not refilled in batches: a P's first runs take them from the
-// global pool one at a time, so stacks follow the order goroutines first
-// ran in across all Ps, which is about the order they then park in on a
-// shared channel; a close walks its waiters (on their stacks) in that
-// order. Batches of 16 per P made that walk twice as slow at P=2
-// (ctx_fanout, 285 -> 620 ns per waiter).
 // A G that has never been used. Gs are never freed (allgs keeps them all),
 // so a P carves them from chunks committed in one system call
 // (MADV_POPULATE_WRITE) instead of a page fault for every dozen Gs, which on
@@ -395,6 +383,20 @@ G* g_fresh(P* p) {
   return g;
 }
 
+// A P's free Gs are a cache in front of the global list, refilled and
+// drained half a cache at a time under one acquisition of Sched::lock, as
+// Go's gfget/gfput: a burst of exits (a close waking 100,000 goroutines) or
+// of spawns takes that lock once per 32 Gs, not once per G, where it
+// contended with the global run queue's users.
+//
+// Stacks are not refilled in batches: a P's first runs take them from the
+// global pool one at a time, so stacks follow the order goroutines first
+// ran in across all Ps, which is about the order they then park in on a
+// shared channel; a close walks its waiters (on their stacks) in that
+// order. Batches of 16 per P made that walk twice as slow at P=2
+// (ctx_fanout, 285 -> 620 ns per waiter). The pool commits fresh stacks'
+// top pages ahead, 16 per system call, without changing that order
+// (stack_alloc_global).
 G* g_get(P* p) {
   Sched& s = sched();
   if (p == nullptr) {
@@ -451,14 +453,7 @@ Stack* stack_get(P* p, std::uint8_t cls) {
   // The cache holds stacks of any class (whatever exited here); its top is
   // used when it is of the class asked for.
   if (p->nscache > 0 && p->scache[p->nscache - 1]->size_class == cls) return p->scache[--p->nscache];
-  // A miss takes a batch, so that the global pool's lock and the commit of
-  // fresh stacks' top pages (stack_alloc_batch) are paid once for many
-  // spawns. The batch is no larger than the room left in the cache.
-  Stack* got[P::kStackCache / 2];
-  const std::uint32_t room = P::kStackCache - p->nscache;
-  const std::size_t k = stack_alloc_batch(cls, got, std::min<std::uint32_t>(room + 1, P::kStackCache / 2));
-  for (std::size_t i = 1; i < k; ++i) p->scache[p->nscache++] = got[i];
-  return got[0];
+  return stack_alloc_global(cls);
 }
 
 void stack_put(P* p, Stack* st) {

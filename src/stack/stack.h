@@ -16,9 +16,9 @@
 // "stack overflow" naming the goroutine (src/sched/fatal.cc).
 //
 // Free stacks are pooled: a per-P cache (no lock) in front of a global pool
-// per size class (under its lock). A cache miss takes a batch, committing
-// the top page of each never-used stack in one system call
-// (stack_alloc_batch). Pages a stack dirtied stay committed while
+// per size class (under its lock). A take of a clean stack commits the top
+// pages of it and of the next clean ones in one system call (populate_tops
+// in stack.cc). Pages a stack dirtied stay committed while
 // the pool is small; past kKeepDirty pooled stacks, trim returns
 // each stack's pages to the OS (MADV_DONTNEED, adjacent stacks in one range,
 // 64 ranges per system call where the kernel allows).
@@ -38,6 +38,7 @@ struct Stack {
   std::uint8_t size_class = 0;
   bool guarded = false;
   bool dirty = false;  // pages below the top may be committed
+  bool top_committed = false;  // a clean stack whose top page was committed ahead of use (under the pool's lock)
   bool lsan_root = false;  // registered with LeakSanitizer (ASan builds)
   Stack* next = nullptr;  // free-list link, stored in the descriptor (not on the stack)
 
@@ -54,10 +55,6 @@ std::uint8_t stack_class_for(std::size_t bytes);
 // Takes a stack of at least `bytes` from the global pool, or a fresh slab.
 // Never returns null: running out of address space is fatal.
 Stack* stack_alloc_global(std::uint8_t size_class);
-// Takes up to n (>= 1) stacks of a class at once into out, committing the
-// top page of those that have none (populate_tops in stack.cc). Returns how
-// many it took, at least one.
-std::size_t stack_alloc_batch(std::uint8_t size_class, Stack** out, std::size_t n);
 // Commits the pages of [addr, addr + len) now, in one system call, rather
 // than by a fault at each first touch; best effort (a kernel without
 // MADV_POPULATE_WRITE leaves them to be faulted in).

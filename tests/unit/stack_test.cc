@@ -83,18 +83,19 @@ bool resident(const void* page) {
   return mincore(const_cast<void*>(page), rt::page_size(), &v) == 0 && (v & 1) != 0;
 }
 
-// A batch from the global pool: distinct stacks of the class asked for, the
-// top page of each fresh one committed before any goroutine runs on it and
-// nothing below it (the goroutine commits what it reaches); given back and
-// taken again, the same stacks come back first (they are dirty now).
-TEST(Stacks, ABatchCommitsTheTopPageOfFreshStacksOnly) {
+// Takes from the global pool: distinct stacks of the class asked for, the
+// top page of each fresh one committed before any goroutine runs on it (the
+// first take commits the next ones' ahead) and nothing below it (the
+// goroutine commits what it reaches); given back and taken again, the same
+// stacks come back first (they are dirty now).
+TEST(Stacks, TakesCommitTheTopPageOfFreshStacksOnly) {
   const std::size_t ps = rt::page_size();
   // A class no other test uses (a fresh slab), and small enough that a
   // 2 MiB page table holds several stacks: new_slab's write that creates
   // each table commits the top of one stack in four, not of all of them.
   const std::uint8_t cls = rt::stack_class_for(std::size_t{512} << 10);
   rt::Stack* got[8] = {};
-  ASSERT_EQ(rt::stack_alloc_batch(cls, got, 8), 8u);
+  for (rt::Stack*& st : got) st = rt::stack_alloc_global(cls);
   for (int i = 0; i < 8; ++i) {
     ASSERT_NE(got[i], nullptr);
     EXPECT_EQ(got[i]->size_class, cls);
@@ -117,7 +118,7 @@ TEST(Stacks, ABatchCommitsTheTopPageOfFreshStacksOnly) {
     rt::stack_free_global(st);
   }
   rt::Stack* again[8] = {};
-  ASSERT_EQ(rt::stack_alloc_batch(cls, again, 8), 8u);
+  for (rt::Stack*& st : again) st = rt::stack_alloc_global(cls);
   for (rt::Stack* st : again) EXPECT_NE(std::find(std::begin(got), std::end(got), st), std::end(got));
   for (rt::Stack* st : again) rt::stack_free_global(st);
 }
