@@ -379,7 +379,7 @@ void mark_ahead(Pool& p, Stack* s, Stack** ahead, std::size_t& n) {
 Stack* stack_alloc_global(std::uint8_t cls) {
   Pool& p = global().pools[cls];
   // One stack per take, not a batch per P: stacks then follow the order
-  // goroutines first ran in across all Ps (see stack_get in sched.cc). A
+  // goroutines first ran in across all Ps (see above g_get in sched.cc). A
   // take of a clean stack commits the top pages of it and of the next clean
   // ones in one call (populate_tops), whichever P takes those. Marked under
   // the lock, so each page is asked for once; another P's take racing with
