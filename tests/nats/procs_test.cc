@@ -193,7 +193,7 @@ TEST(NatsCluster, ClientsFailOverWhenANodeDiesAndEveryAcknowledgedMessageIsConsu
     // The cluster elects its meta leader after the nodes meet, and until
     // then (or while a peer is not yet current) a stream of three replicas
     // is refused with a JetStream error: retry. Up to 60 s: on a loaded
-    // machine (the last of CI's four suite runs) 15 s was once not enough.
+    // machine (CI's last suite run, after the others) 15 s was once not enough.
     std::error_code ec;
     int tries = 0;
     while (tries < 600) {
