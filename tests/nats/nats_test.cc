@@ -365,6 +365,57 @@ TEST_F(NatsTest, ManySubscriptionsEachGetExactlyTheMessagesTheirSubjectMatches) 
   });
 }
 
+// Two goroutines on one worker thread (P = 1), not synchronized with each
+// other, each take every once-only path of a connection and its
+// subscriptions: the message filter's install (every subscribe past the
+// filter's threshold, and the first request), a subscription's end
+// (unsubscribe) and the connection's (close). Run under TSan, a once that
+// keeps its state in thread-locals (libstdc++'s std::call_once) is reported
+// here as a race between the two: TSan sees each goroutine as a thread.
+TEST_F(NatsTest, GoroutinesSharingOneThreadEachRunTheOncePathsOfTheirConnection) {
+  goro::run([&] {
+    int procs = goro::max_procs();
+    goro::set_max_procs(1);
+    auto resp_nc = nats::connect(server.url());
+    auto echo = resp_nc.subscribe("echo");
+    resp_nc.flush();
+    goro::WaitGroup responder;
+    responder.go([echo] {
+      for (nats::Msg m : echo.messages()) m.respond(m.data());
+    });
+    constexpr int kSubs = 40, kUsers = 2;
+    std::atomic<int> received{0}, replies{0};
+    goro::WaitGroup users;
+    for (int u = 0; u < kUsers; ++u) {
+      users.go([&, u] {
+        auto nc = nats::connect(server.url());
+        std::vector<nats::Subscription> subs;
+        for (int i = 0; i < kSubs; ++i) subs.push_back(nc.subscribe("once." + num(u) + "." + num(i)));
+        nc.flush();
+        for (int i = 0; i < kSubs; ++i) nc.publish("once." + num(u) + "." + num(i), num(i));
+        nc.flush();
+        for (int i = 0; i < kSubs; ++i) {
+          auto m = subs[i].messages().recv();
+          if (m && m->data() == num(i)) received.fetch_add(1);
+        }
+        auto [ctx, cancel] = goro::with_timeout(goro::background(), 10s);
+        if (nc.request("echo", "u" + num(u), ctx).data() == "u" + num(u)) replies.fetch_add(1);
+        cancel();
+        for (auto& s : subs) s.unsubscribe();
+        for (auto& s : subs) EXPECT_FALSE(s.messages().recv().has_value());
+        nc.close();
+      });
+    }
+    users.wait();
+    echo.unsubscribe();
+    responder.wait();
+    resp_nc.close();
+    goro::set_max_procs(procs);
+    EXPECT_EQ(received.load(), kUsers * kSubs);
+    EXPECT_EQ(replies.load(), kUsers);
+  });
+}
+
 TEST_F(NatsTest, ClosingTheConnectionClosesEverySubscriptionsChannel) {
   goro::run([&] {
     auto nc = nats::connect(server.url());
