@@ -462,12 +462,12 @@ struct ConnState {
 // consumer's thread, the block goes back to the reader's malloc arena
 // under that arena's lock, while the reader takes the same lock for the
 // next message: in a queue-consume run at P=2, malloc and free were 45% of
-// the profile (arena lock waits and wakes, and the heap's top trimmed and
-// grown again). So a small message is handed back to the reader, which
-// frees the lot before its next read (free_spent), where its allocations
-// reuse them. Past kSpentMax waiting (no reader is reading: the connection
-// is down, closed, or idle), the giver frees them all itself; and
-// ~ConnState frees what is left.
+// the profile (arena lock waits and wakes, and heap growth). So a small
+// message is handed back to the reader, which frees the lot before its
+// next read (free_spent), where its allocations reuse them. Past kSpentMax
+// waiting (the reader is not reading: the connection is down, closed, or
+// quiet), the giver frees them all itself; so at most kSpentMax small
+// messages outlive their handles, and ~ConnState frees what is left.
 constexpr std::size_t kSpentMax = 1024;
 constexpr int kSpentBytesMax = 1024;  // bigger messages are freed at once
 
