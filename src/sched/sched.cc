@@ -77,11 +77,16 @@ constexpr std::uint32_t kRunnextStreakMax = 128;
 constexpr std::uint32_t kGFreeMax = 64;
 
 struct Sched {
-  // Protects ghead/gtail, gfree, the idle list, allgs appends, P creation.
+  // Protects the global queue, gfree, the idle list, allgs appends, P
+  // creation.
   Lock lock;
+  // The global queue: two FIFOs (HACKING rule 15). rhead/rtail: goroutines
+  // that have run, so hold a stack; ghead/gtail: goroutines that have not.
+  G* rhead = nullptr;
+  G* rtail = nullptr;
   G* ghead = nullptr;
   G* gtail = nullptr;
-  std::atomic<std::uint32_t> gsize{0};  // written under lock; read without it as a hint
+  std::atomic<std::uint32_t> gsize{0};  // both lists; written under lock, read without it as a hint
   G* gfree = nullptr;
   std::vector<P*> idle;                 // idle Ps (their threads sleep)
   std::atomic<int> nidle{0};
@@ -204,13 +209,37 @@ std::uint32_t fastrand(P* p) {
 }
 
 // ---------------------------------------------------------------- global queue
+// Appends gs[0, n), in order, each to the list its stack says (a G that
+// has run holds one; see ARCHITECTURE "Scheduler" for why they are kept
+// apart). G::stack does not change while a G is queued.
 void global_put_batch_locked(Sched& s, G** gs, std::uint32_t n) {
+  G *rh = s.rhead, *rt = s.rtail, *gh = s.ghead, *gt = s.gtail;  // in registers through the loop
   for (std::uint32_t i = 0; i < n; ++i) {
-    gs[i]->sched_next = nullptr;
-    if (s.gtail != nullptr) s.gtail->sched_next = gs[i]; else s.ghead = gs[i];
-    s.gtail = gs[i];
+    G* g = gs[i];
+    g->sched_next = nullptr;
+    if (g->stack != nullptr) {
+      (rt != nullptr ? rt->sched_next : rh) = g;
+      rt = g;
+    } else {
+      (gt != nullptr ? gt->sched_next : gh) = g;
+      gt = g;
+    }
   }
+  s.rhead = rh;
+  s.rtail = rt;
+  s.ghead = gh;
+  s.gtail = gt;
   s.gsize.store(s.gsize.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+// Under s.lock: moves up to n - k Gs from the front of one global list
+// (head, tail) into batch[k, n); returns the new k.
+inline std::uint32_t global_take_locked(G*& head, G*& tail, G** batch, std::uint32_t k, std::uint32_t n) {
+  G* g = head;
+  for (; k < n && g != nullptr; g = g->sched_next) batch[k++] = g;
+  head = g;
+  if (g == nullptr) tail = nullptr;
+  return k;
 }
 
 void global_put(G* g) {
@@ -221,7 +250,7 @@ void global_put(G* g) {
 }
 
 // Full: move half of p's queue and g to the global queue, as Go's
-// runqputslow.
+// runqputslow (each to its list: global_put_batch_locked).
 __attribute__((noinline)) void runq_put_slow(P* p, G* g) {
   G* batch[RunQueue::kSize / 2 + 1];
   std::uint32_t n = p->runq.take_half(batch);
@@ -236,8 +265,10 @@ inline void runq_put(P* p, G* g) {
   if (!p->runq.push(g)) [[unlikely]] runq_put_slow(p, g);
 }
 
-// Takes one G to run and moves up to a fair share more into p's local queue.
-G* global_get(P* p, std::uint32_t max) {
+// Takes one G to run and moves up to a fair share more into p's local
+// queue: goroutines that have run first, unless fresh_first (the fairness
+// look, which must reach new goroutines however many resumed ones wait).
+G* global_get(P* p, std::uint32_t max, bool fresh_first = false) {
   Sched& s = sched();
   if (s.gsize.load(std::memory_order_relaxed) == 0) return nullptr;
   s.lock.lock();
@@ -249,11 +280,10 @@ G* global_get(P* p, std::uint32_t max) {
   int np = std::max(1, s.nprocs.load(std::memory_order_relaxed));
   std::uint32_t n = std::min({size, size / np + 1, max, RunQueue::kSize / 2});
   G* batch[RunQueue::kSize / 2];
-  for (std::uint32_t i = 0; i < n; ++i) {
-    batch[i] = s.ghead;
-    s.ghead = batch[i]->sched_next;
-  }
-  if (s.ghead == nullptr) s.gtail = nullptr;
+  std::uint32_t k = 0;
+  if (fresh_first) k = global_take_locked(s.ghead, s.gtail, batch, k, n);
+  k = global_take_locked(s.rhead, s.rtail, batch, k, n);
+  k = global_take_locked(s.ghead, s.gtail, batch, k, n);  // n <= size: k == n now
   s.gsize.store(size - n, std::memory_order_relaxed);
   s.lock.unlock();
   for (std::uint32_t i = 1; i < n; ++i) runq_put(p, batch[i]);
@@ -582,7 +612,7 @@ __attribute__((noinline)) G* runnable_pick_rare(P* p, bool may_fire_timers, std:
   }
   if (tick % kGlobalCheckInterval == 0) {
     poll_if_starving(p);
-    if (G* g = global_get(p, 1)) return g;
+    if (G* g = global_get(p, 1, true)) return g;
   }
   return kPickGoOn;
 }
@@ -1545,8 +1575,10 @@ void ready_list(G* head, G* tail, std::uint32_t n) {
   if (head != nullptr) {
     Sched& s = sched();
     s.lock.lock();
-    if (s.gtail != nullptr) s.gtail->sched_next = head; else s.ghead = head;
-    s.gtail = tail;
+    // Every G readied here parked, so has run: the resumed list, in one
+    // splice (HACKING rule 15).
+    if (s.rtail != nullptr) s.rtail->sched_next = head; else s.rhead = head;
+    s.rtail = tail;
     s.gsize.store(s.gsize.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     s.lock.unlock();
   }

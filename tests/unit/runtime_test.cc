@@ -1,6 +1,7 @@
 // tests/unit/runtime_test.cc: goroutines and the scheduler.
 #include <dirent.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -243,6 +244,62 @@ TEST_P(Runtime, SleepersWakeInDeadlineOrder) {
   for (const Wake& w : order) who.push_back(w.who);
   std::sort(who.begin(), who.end());
   for (int i = 0; i < 10; ++i) EXPECT_EQ(who[i], i);
+}
+
+// The global run queue gives goroutines that have run (they hold a stack)
+// before goroutines that never have: woken goroutines pushed out of a full
+// run queue used to wait behind a whole backlog of spawns, holding their
+// stacks while each spawn took a fresh one (ARCHITECTURE "Scheduler").
+// New goroutines still run: every one is counted.
+TEST(Scheduler, WokenGoroutinesRunBeforeABacklogOfSpawnsThatHaveNotRun) {
+  const int saved = max_procs();
+  set_max_procs(1);
+  constexpr std::size_t kWoken = 300, kSpawned = 2000;  // more than a run queue holds (256)
+  std::vector<char> log;  // 'w' or 's', in the order they ran
+  std::mutex mu;          // never held across a blocking goro call
+  const std::uint64_t handoffs_before = runtime_stats().handoffs;
+  run([&] {
+    Chan<int> gate(0);
+    WaitGroup parked, done;
+    parked.add(static_cast<long>(kWoken));
+    done.add(static_cast<long>(kWoken + kSpawned));
+    for (std::size_t i = 0; i < kWoken; ++i) {
+      go([&, gate] {
+        parked.done();  // one P: the waiter runs only once this one parks below
+        (void)gate.recv();
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          log.push_back('w');
+        }
+        done.done();
+      });
+    }
+    parked.wait();
+    for (std::size_t i = 0; i < kSpawned; ++i) {
+      go([&] {
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          log.push_back('s');
+        }
+        done.done();
+      });
+    }
+    gate.close();  // the run queue is full of spawns: the woken go to the global queue
+    done.wait();
+  });
+  const bool handed_off = runtime_stats().handoffs != handoffs_before;
+  set_max_procs(saved);
+  ASSERT_EQ(log.size(), kWoken + kSpawned);
+  EXPECT_EQ(static_cast<std::size_t>(std::count(log.begin(), log.end(), 'w')), kWoken);
+  // Not if the monitor handed the P off meanwhile (a thread judged stuck on
+  // a loaded machine): then two threads ran the queues at once.
+  if (!handed_off) {
+    const auto last_woken = std::find(log.rbegin(), log.rend(), 'w').base();
+    const auto spawned_first = static_cast<std::size_t>(std::count(log.begin(), last_woken, 's'));
+    // The run queue's 256 spawns and one per 61 schedules (the fairness
+    // look) run first; with one FIFO, all 2,000 did.
+    EXPECT_LT(spawned_first, kSpawned / 4) << "spawns that ran before the last woken goroutine";
+  }
 }
 
 TEST_P(Runtime, SleepNeverReturnsEarly) {
