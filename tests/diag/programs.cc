@@ -43,6 +43,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -51,6 +52,55 @@
 using namespace std::chrono_literals;
 
 namespace {
+
+// Tees this process's stderr through a pipe so that the program can wait
+// until the runtime has written a report, however late the monitor gets
+// to it on a loaded machine, instead of sleeping a fixed time and hoping.
+// Everything written to fd 2 still reaches the real stderr, in order. A
+// leaked object: its thread forwards until the process ends.
+class StderrWatch {
+ public:
+  explicit StderrWatch(std::string needle) : needle_(std::move(needle)) {
+    int fds[2];
+    if (pipe(fds) != 0) std::abort();
+    out_ = dup(2);
+    dup2(fds[1], 2);
+    close(fds[1]);
+    std::thread([this, in = fds[0]] { forward(in); }).detach();
+  }
+  // Returns whether the needle was seen within `limit` (polled every 10 ms:
+  // a goroutine that sleeps, not a blocked worker).
+  bool wait(std::chrono::milliseconds limit) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (!seen_.load(std::memory_order_acquire)) {
+      if (std::chrono::steady_clock::now() >= until) return false;
+      goro::sleep_for(10ms);
+    }
+    return true;
+  }
+
+ private:
+  void forward(int in) {
+    std::string text;
+    char buf[4096];
+    for (;;) {
+      ssize_t n = read(in, buf, sizeof buf);
+      if (n <= 0) return;
+      for (ssize_t at = 0; at < n;) {
+        ssize_t w = write(out_, buf + at, static_cast<std::size_t>(n - at));
+        if (w <= 0) return;
+        at += w;
+      }
+      if (!seen_.load(std::memory_order_relaxed)) {
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.find(needle_) != std::string::npos) seen_.store(true, std::memory_order_release);
+      }
+    }
+  }
+  std::string needle_;
+  int out_ = -1;
+  std::atomic<bool> seen_{false};
+};
 
 // Go's classic leak: the first result is taken, the other senders wait
 // forever on a channel nobody else holds.
@@ -287,7 +337,10 @@ int main(int argc, char** argv) {
   if (mode == "lock_cycle" || mode == "lock_cycle_busy" || mode == "lock_cycle_blocking") {  // ABBA: reported under GORO_DEBUG=leaks=1
     const bool busy = mode == "lock_cycle_busy";
     const bool in_blocking = mode == "lock_cycle_blocking";
-    return goro::run([busy, in_blocking] {
+    const char* debug = std::getenv("GORO_DEBUG");
+    const bool reporting = debug != nullptr && std::strstr(debug, "leaks=1") != nullptr;
+    auto* watch = new StderrWatch("lock cycle");
+    return goro::run([busy, in_blocking, reporting, watch] {
       static goro::Mutex a, b;
       goro::Chan<int> held(0), go_on(0);
       goro::go([held, go_on] {
@@ -315,9 +368,10 @@ int main(int argc, char** argv) {
       }
       go_on.close();
       computing.wait();
-      // The monitor reports meanwhile; then exit 0. After a blocking call,
-      // within its retry gap (~256 ms then) of the call's return.
-      goro::sleep_for(in_blocking ? 1500ms : 300ms);
+      // The monitor reports meanwhile (after a blocking call, within its
+      // retry gap, ~256 ms then, of the call's return); then exit 0. With
+      // the report off, 300 ms show that none comes.
+      watch->wait(reporting ? 20s : 300ms);
       std::puts("main done");
     });
   }
