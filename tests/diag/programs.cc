@@ -57,7 +57,10 @@ namespace {
 // until the runtime has written a report, however late the monitor gets
 // to it on a loaded machine, instead of sleeping a fixed time and hoping.
 // Everything written to fd 2 still reaches the real stderr, in order. A
-// leaked object: its thread forwards until the process ends.
+// leaked object: its thread forwards until the process ends. Not for the
+// channel-leak programs: a plain thread blocked outside goro (this one, in
+// read) rightly keeps the runtime from proving any goroutine blocked
+// forever.
 class StderrWatch {
  public:
   explicit StderrWatch(std::string needle) : needle_(std::move(needle)) {
