@@ -56,8 +56,12 @@ class Context {
  public:
   Context() = default;  // background()
 
-  // Closed when the context ends; the nil channel for background().
-  GORO_EXPORT Chan<std::monostate> done() const;
+  // Closed when the context ends; the nil channel for background(). The
+  // reference stays valid while this Context or a copy of it lives (copy
+  // the Chan to keep it longer); taking it costs no reference count, so a
+  // hundred thousand goroutines waiting on one context do not all write
+  // the channel's count.
+  GORO_EXPORT const Chan<std::monostate>& done() const;
   GORO_EXPORT std::error_code err() const;
   GORO_EXPORT std::optional<Clock::time_point> deadline() const;
 

@@ -121,10 +121,14 @@ struct CtxNode : std::enable_shared_from_this<CtxNode> {
 
 }  // namespace detail
 
-Chan<std::monostate> Context::done() const {
+namespace {
+const Chan<std::monostate> kNilDone;  // background()'s (constant-initialized)
+}  // namespace
+
+const Chan<std::monostate>& Context::done() const {
   detail::CtxNode* n = node_.get();
   if (n != nullptr && !n->cancellable) n = n->cancel_ancestor();
-  return n != nullptr ? n->done : Chan<std::monostate>();
+  return n != nullptr ? n->done : kNilDone;
 }
 
 std::error_code Context::err() const {
