@@ -302,6 +302,58 @@ TEST(Scheduler, WokenGoroutinesRunBeforeABacklogOfSpawnsThatHaveNotRun) {
   }
 }
 
+// The other side of the two FIFOs: a new goroutine is not starved by
+// goroutines that have run, however many of them keep the global queue
+// busy. At one P, 600 goroutines yield in a loop (more than a run queue
+// holds, so they keep spilling into the global queue's resumed FIFO, which
+// is never empty); a goroutine started from a plain thread waits in the
+// new FIFO and must still run, through the look every 61 schedules that
+// takes new goroutines first. Without that look the yielders themselves,
+// new when main started them, did not all start until the first ones gave
+// up (after 3,000,000 yields), and the new goroutine ran after that.
+TEST(Scheduler, NewGoroutineRunsWhileResumedOnesKeepTheGlobalQueueBusy) {
+  const int saved = max_procs();
+  set_max_procs(1);
+  constexpr int kYielders = 600;
+  constexpr long kGiveUp = 3'000'000;  // total yields
+  std::atomic<long> yields{0};
+  std::atomic<bool> ran{false};
+  std::atomic<long> queued_at{-1}, ran_at{-1};
+  const std::uint64_t handoffs_before = runtime_stats().handoffs;
+  run([&] {
+    WaitGroup wg;
+    std::atomic<int> started{0};
+    for (int i = 0; i < kYielders; ++i) {
+      wg.go([&] {
+        started.fetch_add(1);
+        while (!ran.load(std::memory_order_acquire) && yields.fetch_add(1, std::memory_order_relaxed) < kGiveUp) {
+          yield();
+        }
+      });
+    }
+    while (started.load() < kYielders) yield();  // every yielder has run: all are in the resumed FIFO or local
+    std::thread([&] {
+      go([&] {
+        ran_at = yields.load();
+        ran.store(true, std::memory_order_release);
+      });
+      queued_at = yields.load();
+    }).join();
+    wg.wait();
+  });
+  const bool handed_off = runtime_stats().handoffs != handoffs_before;
+  set_max_procs(saved);
+  ASSERT_TRUE(ran.load()) << "the new goroutine never ran";
+  // It ran while the yielders still yielded (they stop at kGiveUp).
+  EXPECT_LT(ran_at.load(), kGiveUp) << "new goroutines ran only once the yielders gave up";
+  // One P and no hand-off: it waited for about one fairness look (61
+  // schedules) after it was queued. (With a hand-off, two threads ran the
+  // queues at once.)
+  if (!handed_off) {
+    EXPECT_LT(ran_at.load() - queued_at.load(), 10'000) << "yields between the new goroutine's start and its run";
+  }
+}
+
 TEST_P(Runtime, SleepNeverReturnsEarly) {
   run([] {
     for (auto d : {1ms, 3ms, 7ms}) {
