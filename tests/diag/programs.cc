@@ -36,6 +36,7 @@
 #include <goro/goro.h>
 
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -96,7 +97,12 @@ class StderrWatch {
       }
       if (!seen_.load(std::memory_order_relaxed)) {
         text.append(buf, static_cast<std::size_t>(n));
-        if (text.find(needle_) != std::string::npos) seen_.store(true, std::memory_order_release);
+        // Seen once forwarded, with nothing more in the pipe: the rest of
+        // a report written in one go is out too.
+        int more = 0;
+        if (text.find(needle_) != std::string::npos && ioctl(in, FIONREAD, &more) == 0 && more == 0) {
+          seen_.store(true, std::memory_order_release);
+        }
       }
     }
   }
