@@ -129,7 +129,9 @@ void install_sigquit() {
 // primitive, then nothing can ever make a goroutine runnable; checking twice
 // with the same epoch shows that this held over the whole check.
 // `settling`: the check failed only because a runtime thread is starting or
-// ending (it could not be told from a user's thread); try again shortly.
+// ending (it could not be told from a user's thread), or because threads
+// exited while the process's threads were listed (the listing may have
+// missed some: only_threads); try again shortly.
 bool deadlocked(bool& settling) {
   settling = false;
   std::uint64_t e1 = 0, e2 = 0;
@@ -139,9 +141,15 @@ bool deadlocked(bool& settling) {
   if (goro::num_goroutines() == 0 && parked_plain == 0) return false;  // nothing is blocked
   std::uint64_t generation = 0;
   for (const RuntimeThread& t : runtime_threads(&generation)) known.push_back(t.tid);
-  if (!only_threads(known)) {
-    settling = runtime_threads_settling(generation);
-    return false;
+  switch (only_threads(known)) {
+    case ThreadsSeen::only_known:
+      break;
+    case ThreadsSeen::unsure:  // threads exited during the listing
+      settling = true;
+      return false;
+    case ThreadsSeen::unknown:
+      settling = runtime_threads_settling(generation);
+      return false;
   }
   return sched_quiescent(e2, nullptr) && e1 == e2;
 }
@@ -358,20 +366,67 @@ bool thread_cpu_times(pid_t tid, std::int64_t& run_ns, std::int64_t& wait_ns) {
   return true;
 }
 
-bool only_threads(std::vector<pid_t> known) {
-  std::sort(known.begin(), known.end());
-  DIR* d = opendir("/proc/self/task");
-  if (d == nullptr) return false;
-  bool all_known = true;
-  while (dirent* ent = readdir(d)) {
-    if (ent->d_name[0] == '.') continue;
-    if (!std::binary_search(known.begin(), known.end(), static_cast<pid_t>(std::atol(ent->d_name)))) {
-      all_known = false;  // a thread goro knows nothing of could still act
-      break;
-    }
+namespace {
+// The thread group's size, /proc/self/stat's 20th field: the kernel changes
+// it together with the group's thread list, under one lock. -1 if unread.
+long thread_count() {
+  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[512];  // "pid (comm) state" and 17 numbers fit well before field 20 ends
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');  // comm may hold spaces and ')'
+  if (p == nullptr) return -1;
+  for (int field = 2; field < 20; ++field) {  // p stands before field `field + 1`
+    p = std::strchr(p + 1, ' ');
+    if (p == nullptr) return -1;
   }
-  closedir(d);
-  return all_known;
+  char* end = nullptr;
+  long v = std::strtol(p + 1, &end, 10);
+  return end != p + 1 ? v : -1;
+}
+}  // namespace
+
+// The kernel lists /proc/self/task by walking the thread group in creation
+// order from the leader, and a walk that stands on a thread as it is reaped
+// ends there: every younger thread goes unlisted, alive or not (a thread
+// just joined is still being reaped; the one started after it, about to
+// ready a parked thread, was missed and a false deadlock was reported). So a
+// listing is trusted only if it came from one walk (one getdents64 call
+// that did not stop for room: a walk resumed by a second call is placed by
+// index, which exits shift) and listed as many threads as the group held
+// before it began. A walk cut short lists fewer: the thread it stood on and
+// the live ones after it were counted and are missing, and threads created
+// since are appended after the cut, so none of them makes up the number.
+ThreadsSeen only_threads(std::vector<pid_t> known) {
+  std::sort(known.begin(), known.end());
+  const long before = thread_count();
+  if (before <= 0) return ThreadsSeen::unknown;
+  int fd = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ThreadsSeen::unknown;
+  // An entry is 24 bytes for "." and "..", at most 32 for a thread id.
+  constexpr std::size_t kMaxEntry = 32;
+  std::vector<std::uint64_t> buf((2 * 24 + (static_cast<std::size_t>(before) + 16) * kMaxEntry) / 8);
+  const std::size_t size = buf.size() * 8;
+  const ssize_t n = ::getdents64(fd, buf.data(), size);
+  ::close(fd);
+  if (n < 0) return ThreadsSeen::unknown;
+  if (static_cast<std::size_t>(n) + kMaxEntry > size) return ThreadsSeen::unsure;  // may have stopped for room
+  long listed = 0;
+  bool all_known = true;
+  const char* base = reinterpret_cast<const char*>(buf.data());
+  for (ssize_t off = 0; off < n;) {
+    const auto* ent = reinterpret_cast<const dirent64*>(base + off);
+    off += ent->d_reclen;
+    if (ent->d_name[0] == '.') continue;
+    ++listed;
+    // A thread goro knows nothing of could still act.
+    if (!std::binary_search(known.begin(), known.end(), static_cast<pid_t>(std::atol(ent->d_name)))) all_known = false;
+  }
+  if (!all_known) return ThreadsSeen::unknown;
+  return listed == before ? ThreadsSeen::only_known : ThreadsSeen::unsure;
 }
 
 void start_runtime_thread(std::function<void()> fn) {

@@ -62,8 +62,12 @@ char thread_state(pid_t tid);
 // A thread's time on a CPU and waiting for one, in ns, since it started
 // (/proc/self/task/<tid>/schedstat); false if the kernel does not say.
 bool thread_cpu_times(pid_t tid, std::int64_t& run_ns, std::int64_t& wait_ns);
-// Whether every thread of the process (/proc/self/task) is in `known`.
-bool only_threads(std::vector<pid_t> known);
+// Whether every thread of the process (/proc/self/task) is in `known`:
+// only_known, unknown (a thread not in `known` was listed), or unsure (the
+// listing cannot be trusted to be complete: threads exited meanwhile; ask
+// again shortly).
+enum class ThreadsSeen { only_known, unknown, unsure };
+ThreadsSeen only_threads(std::vector<pid_t> known);
 // A GORO_DEBUG option ("schedtrace", "migrate", ...): its number, 0 when
 // absent. GORO_DEBUG is read once, at the first call. Exported for
 // goro::nats (its own options: natsasyncmux).

@@ -161,6 +161,7 @@ bool no_proof(const char* why) {
 }
 
 constexpr const char* kUnknownThread = "a thread goro does not know is running";
+constexpr const char* kUnsureThreads = "threads exited while the process's threads were listed";
 
 bool reason_is(const char* r, const char* s) { return r != nullptr && std::strcmp(r, s) == 0; }
 
@@ -313,8 +314,9 @@ struct Reach {
 
 // Whether every thread of the process is known to hold no user object
 // outside the memory the scan covers: the caller, the runtime's threads
-// and plain threads parked in goro. Fills the stack spans below each one's
-// entry frame or stack mark (runtime frames and dead slots, not scanned).
+// and plain threads parked in goro (false with the reason set, as
+// no_proof). Fills the stack spans below each one's entry frame or stack
+// mark (runtime frames and dead slots, not scanned).
 bool threads_known(Proof& pr, Vec<Span>& maps, pid_t self) {
   std::vector<RuntimeThread> rts = runtime_threads(&pr.threads_generation);
   std::vector<PlainParked> plain;
@@ -322,7 +324,14 @@ bool threads_known(Proof& pr, Vec<Span>& maps, pid_t self) {
   std::vector<pid_t> known{self};
   for (const RuntimeThread& t : rts) known.push_back(t.tid);
   for (const PlainParked& t : plain) known.push_back(t.tid);
-  if (!only_threads(known)) return false;
+  switch (only_threads(known)) {
+    case ThreadsSeen::only_known:
+      break;
+    case ThreadsSeen::unsure:
+      return no_proof(kUnsureThreads);
+    case ThreadsSeen::unknown:
+      return no_proof(kUnknownThread);
+  }
   auto below = [&](std::uintptr_t mark) {
     if (const Span* m = mapping_of(maps, mark)) pr.overflow |= !pr.skip.push({m->lo, mark});
   };
@@ -361,7 +370,7 @@ __attribute__((noinline)) bool prove(Proof& pr, std::vector<std::uint64_t>& out)
 
   Vec<Span> maps, writable;
   if (!read_maps(a, maps, writable)) return no_proof("cannot read /proc/self/maps");
-  if (!threads_known(pr, maps, gettid())) return no_proof(kUnknownThread);
+  if (!threads_known(pr, maps, gettid())) return false;
   if (blocking_inflight() != 0) return no_proof("a goroutine.blocking call is in flight");  // a pool thread may run user code
 
   for_each_g(&collect, &pr);
@@ -531,12 +540,16 @@ bool blocked_forever_ids(std::vector<std::uint64_t>& out) {
   if constexpr (arch::kAsan || arch::kTsan) return false;
   arch::SanRuntimeScope san;
   // A runtime thread that is starting or ending is one the proof cannot
-  // name yet; it settles in microseconds (milliseconds on a loaded
-  // machine), so try again while one does, for up to about a second.
+  // name yet, and a thread that exits while the threads are listed may hide
+  // others (only_threads); either settles in microseconds (milliseconds on
+  // a loaded machine), so try again while one does, for up to about a
+  // second.
   for (int attempt = 0;; ++attempt) {
     std::uint64_t generation = 0;
     if (blocked_forever_ids_impl(out, generation)) break;
-    if (attempt == 200 || !reason_is(g_no_proof, kUnknownThread) || !runtime_threads_settling(generation)) return false;
+    const bool settling = reason_is(g_no_proof, kUnsureThreads) ||
+                          (reason_is(g_no_proof, kUnknownThread) && runtime_threads_settling(generation));
+    if (attempt == 200 || !settling) return false;
     std::this_thread::sleep_for(std::chrono::microseconds(attempt < 10 ? 100 : 5000));
   }
   std::sort(out.begin(), out.end());

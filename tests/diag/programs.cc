@@ -224,9 +224,13 @@ int not_deadlocked(const std::string& mode) {
   if (mode == "woken_by_exiting_thread") {
     // A plain thread parks; another wakes it and exits at once. A check
     // that listed the first as parked and then met no unknown thread must
-    // still see the wake-up. The window is a few microseconds: busy child
-    // processes (started before any thread) widen it by delaying the woken
-    // thread, and 3,000 rounds give the check many chances. At most 20 s of
+    // still see the wake-up; and a listing of the process's threads taken
+    // while the thread of the round before is being reaped must not miss
+    // the live one started after it (ARCHITECTURE "Deadlock reports": the
+    // kernel's walk ends at a thread reaped under it). The windows are a
+    // few microseconds: busy child processes (started before any thread)
+    // widen them by delaying the threads, and 3,000 rounds give the check
+    // many chances. At most 20 s of
     // them: a round is a thread's creation, which under ASan with the
     // spinners and another test on two cores took long enough to bring the
     // whole run near expect.sh's 60 s limit.
