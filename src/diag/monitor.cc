@@ -128,30 +128,36 @@ void install_sigquit() {
 // thread of the process is the runtime's or a plain thread parked in a goro
 // primitive, then nothing can ever make a goroutine runnable; checking twice
 // with the same epoch shows that this held over the whole check.
-// `settling`: the check failed only because a runtime thread is starting or
-// ending (it could not be told from a user's thread), or because threads
-// exited while the process's threads were listed (the listing may have
-// missed some: only_threads); try again shortly.
-bool deadlocked(bool& settling) {
-  settling = false;
+// What the check found (only `deadlock` is a proof):
+enum class Verdict {
+  running,   // something runs or can (or nothing is blocked): a later idle asks again
+  deadlock,
+  // The check failed only because a runtime thread is starting or ending
+  // (it could not be told from a user's thread), or because threads exited
+  // while the process's threads were listed (the listing may have missed
+  // some: only_threads): try again shortly.
+  settling,
+  // A thread goro does not know is alive: it might ready a goroutine. Its
+  // end is an event nothing in goro sees, so look again later.
+  foreign_thread,
+};
+Verdict deadlock_check() {
   std::uint64_t e1 = 0, e2 = 0;
   std::vector<pid_t> known;
-  if (!sched_quiescent(e1, &known)) return false;
+  if (!sched_quiescent(e1, &known)) return Verdict::running;
   const std::size_t parked_plain = known.size() - static_cast<std::size_t>(sched_counts().started);
-  if (goro::num_goroutines() == 0 && parked_plain == 0) return false;  // nothing is blocked
+  if (goro::num_goroutines() == 0 && parked_plain == 0) return Verdict::running;  // nothing is blocked
   std::uint64_t generation = 0;
   for (const RuntimeThread& t : runtime_threads(&generation)) known.push_back(t.tid);
   switch (only_threads(known)) {
     case ThreadsSeen::only_known:
       break;
-    case ThreadsSeen::unsure:  // threads exited during the listing
-      settling = true;
-      return false;
+    case ThreadsSeen::unsure:
+      return Verdict::settling;
     case ThreadsSeen::unknown:
-      settling = runtime_threads_settling(generation);
-      return false;
+      return runtime_threads_settling(generation) ? Verdict::settling : Verdict::foreign_thread;
   }
-  return sched_quiescent(e2, nullptr) && e1 == e2;
+  return sched_quiescent(e2, nullptr) && e1 == e2 ? Verdict::deadlock : Verdict::running;
 }
 
 void schedtrace_line() {
@@ -200,6 +206,15 @@ struct DebugOptions {
 constexpr std::int64_t kCycleCheckGap = 2'000'000;
 constexpr std::int64_t kCycleRetryGapMax = 500'000'000;
 constexpr int kCycleRetries = 70;
+
+// The deadlock check's rechecks: kSettleRecheck after a settling verdict;
+// after a foreign_thread one, kForeignRecheckFirst, doubling while the
+// verdict stays the same, up to kForeignRecheckMax (each look costs tens of
+// microseconds; a program whose goroutines wait for a thread of its own
+// pays one a second).
+constexpr std::int64_t kSettleRecheck = 1'000'000;
+constexpr std::int64_t kForeignRecheckFirst = 50'000'000;
+constexpr std::int64_t kForeignRecheckMax = 1'000'000'000;
 
 // GORO_DEBUG=leaks=1: the proof of goroutines blocked forever runs once a
 // second, when some goroutine has waited on a channel for that long.
@@ -257,6 +272,7 @@ void monitor_main() {
   std::int64_t next_sysmon = 0;
   std::vector<Stall> stalls;
   std::int64_t deadlock_recheck = INT64_MAX;
+  std::int64_t foreign_backoff = 0;  // the last recheck's delay for a foreign thread, 0 after a running verdict
   std::int64_t next_trace = g_schedtrace_ms > 0 ? mono_now_ns() + g_schedtrace_ms * 1'000'000 : INT64_MAX;
   std::int64_t next_cycle_check = 0;
   bool cycle_check_pending = false;
@@ -268,10 +284,21 @@ void monitor_main() {
     std::uint32_t r = g_req.exchange(0, std::memory_order_acq_rel);
     if ((r & kSigquit) != 0) die_with_dump("SIGQUIT: quit");
     if ((r & kCheckDeadlock) != 0 || (deadlock_recheck != INT64_MAX && mono_now_ns() >= deadlock_recheck)) {
-      bool settling = false;
       deadlock_recheck = INT64_MAX;
-      if (deadlocked(settling)) die_with_dump("fatal error: all goroutines are asleep - deadlock!");
-      if (settling) deadlock_recheck = mono_now_ns() + 1'000'000;
+      switch (deadlock_check()) {
+        case Verdict::deadlock:
+          die_with_dump("fatal error: all goroutines are asleep - deadlock!");
+        case Verdict::settling:
+          deadlock_recheck = mono_now_ns() + kSettleRecheck;
+          break;
+        case Verdict::foreign_thread:
+          foreign_backoff = foreign_backoff == 0 ? kForeignRecheckFirst : std::min(2 * foreign_backoff, kForeignRecheckMax);
+          deadlock_recheck = mono_now_ns() + foreign_backoff;
+          break;
+        case Verdict::running:
+          foreign_backoff = 0;
+          break;
+      }
     }
     cycle_check_pending = cycle_check_pending || (r & kCheckLockCycles) != 0;
     std::int64_t now = mono_now_ns();

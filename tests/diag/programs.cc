@@ -5,7 +5,8 @@
 // Deadlocks Go reports (each must end with status 2 and
 //   "fatal error: all goroutines are asleep - deadlock!" and the dump):
 //   recv_nobody_sends, send_nobody_receives, waitgroup_never_done,
-//   mutex_locked_twice, empty_select, ping_without_pong, plain_thread_waits
+//   mutex_locked_twice, empty_select, ping_without_pong, plain_thread_waits,
+//   thread_ended_without_sending
 // Programs that are NOT deadlocked though every goroutine is blocked for a
 // while (each must end with status 0, no report):
 //   timer_pending, plain_thread_sends_later, blocking_call,
@@ -166,6 +167,17 @@ int deadlock(const std::string& mode) {
       });
       ping.send(1);
       pong.recv();
+    });
+  }
+  if (mode == "thread_ended_without_sending") {
+    // The check first runs while a plain thread the runtime does not know
+    // is alive (it might send: no report); the thread then ends without
+    // sending, an event nothing in goro sees, and the deadlock must still
+    // be reported.
+    return goro::run([] {
+      goro::Chan<int> c(0);
+      std::thread([] { std::this_thread::sleep_for(300ms); }).detach();
+      c.recv();
     });
   }
   if (mode == "plain_thread_waits") {  // no run(): a plain thread blocks on a goro channel
