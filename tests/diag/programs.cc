@@ -242,10 +242,9 @@ int not_deadlocked(const std::string& mode) {
     // kernel's walk ends at a thread reaped under it). The windows are a
     // few microseconds: busy child processes (started before any thread)
     // widen them by delaying the threads, and 3,000 rounds give the check
-    // many chances. At most 20 s of
-    // them: a round is a thread's creation, which under ASan with the
-    // spinners and another test on two cores took long enough to bring the
-    // whole run near expect.sh's 60 s limit.
+    // many chances. At most 20 s of them: a round is a thread's creation,
+    // which under ASan with the spinners and another test on two cores
+    // took long enough to bring the whole run near expect.sh's 60 s limit.
     const auto budget = std::chrono::steady_clock::now() + 20s;
     std::vector<pid_t> spinners;
     for (int i = 0; i < 3; ++i) {
