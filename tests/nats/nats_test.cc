@@ -365,6 +365,68 @@ TEST_F(NatsTest, ManySubscriptionsEachGetExactlyTheMessagesTheirSubjectMatches) 
   });
 }
 
+// A subscription that is its connection's only match for its subject gets
+// its messages straight from the reader (the filter takes them as cnats
+// parses them, onto a backlog of ours that its pump empties); once another
+// subscription of the connection matches the subject, the filter cannot
+// tell whose a message is and leaves it to cnats's queues. Here that
+// change comes in the middle of a stream, while the first subscription's
+// backlog holds thousands of messages (its consumer stops, so its pump
+// waits on the full channel, until the second subscription is in place)
+// and cnats then queues the rest: the first must still get every message
+// once and in order, and the second exactly what was published after it
+// subscribed.
+TEST_F(NatsTest, ASubscriptionThatLosesDirectDeliveryMidStreamKeepsEveryMessageInOrder) {
+  goro::run([&] {
+    auto nc = nats::connect(server.url());
+    auto pub = nats::connect(server.url());
+    constexpr int kStream = 40000, kHalf = kStream / 2, kStop = 100;
+    auto first = nc.subscribe("mid.a", {.capacity = 16});
+    nc.flush();
+    std::vector<int> first_got, second_got;  // read once their goroutines have ended
+    std::atomic<int> first_n{0}, second_n{0};
+    goro::Chan<int> resume(0);
+    goro::WaitGroup wg;
+    wg.go([&] {
+      for (nats::Msg m : first.messages()) {
+        first_got.push_back(static_cast<int>(to_int(m.data())));
+        if (first_n.fetch_add(1) + 1 == kStop) resume.recv();
+      }
+    });
+    auto publish = [&](int from, int to) {
+      for (int i = from; i < to; ++i) {
+        pub.publish("mid.a", num(i));
+        if (i % 256 == 0) goro::yield();
+      }
+      pub.flush();
+      nc.flush();  // the reply follows what the server sent before it: all of it has been read
+    };
+    publish(0, kHalf / 2);
+    for (int spins = 0; spins < 4000 && first_n.load() < kStop; ++spins) goro::sleep_for(1ms);
+    publish(kHalf / 2, kHalf);  // onto the backlog: the pump waits on the full channel
+    auto second = nc.subscribe("mid.*");
+    nc.flush();  // the server has the second subscription
+    wg.go([&] {
+      for (nats::Msg m : second.messages()) {
+        second_got.push_back(static_cast<int>(to_int(m.data())));
+        second_n.fetch_add(1);
+      }
+    });
+    publish(kHalf, kStream);  // into cnats's queues, the first's behind its backlog
+    resume.close();
+    for (int spins = 0; spins < 4000 && (first_n.load() < kStream || second_n.load() < kHalf); ++spins)
+      goro::sleep_for(5ms);
+    goro::sleep_for(50ms);  // an extra message, if any, would arrive meanwhile
+    nc.close();
+    wg.wait();
+    ASSERT_EQ(first_got.size(), static_cast<std::size_t>(kStream));
+    for (int i = 0; i < kStream; ++i) ASSERT_EQ(first_got[i], i) << "at " << i;
+    EXPECT_EQ(first.dropped(), 0u);
+    ASSERT_EQ(second_got.size(), static_cast<std::size_t>(kHalf));
+    for (int k = 0; k < kHalf; ++k) ASSERT_EQ(second_got[k], kHalf + k) << "at " << k;
+  });
+}
+
 // Two goroutines on one worker thread (P = 1), not synchronized with each
 // other, each take every once-only path of a connection and its
 // subscriptions: the message filter's install (every subscribe past the
