@@ -124,8 +124,8 @@ class GORO_EXPORT Msg {
 struct SubOptions {
   std::string queue{};         // a queue group: each message goes to one member
   std::size_t capacity = 1024; // the channel's buffer
-  // What cnats may hold beyond the channel before it drops messages and
-  // reports the subscription as a slow consumer (Subscription::error()).
+  // What may wait beyond the channel before messages are dropped and the
+  // subscription is reported as a slow consumer (Subscription::error()).
   int pending_msgs = 65536;
   int pending_bytes = 64 << 20;
 };
