@@ -23,10 +23,11 @@
 // each subscription with messages waiting (see dispatch), which moves them
 // into the subscription's channel in order. So a message goes from the
 // socket to its consumer on goroutines only; replies to requests reach
-// their waiters from the reader itself (see deliver_reply). Threads remain where cnats needs them:
-// cnats's timer, reconnect and JetStream publish-ack threads, and one thread of
-// ours per JetStream pull subscription (the fetcher). Those threads hand
-// results to goroutines through goro channels as plain threads.
+// their waiters from the reader itself (see deliver_reply). Threads remain
+// where cnats needs them: cnats's timer, reconnect and JetStream
+// publish-ack threads, and one thread of ours per JetStream pull
+// subscription (the fetcher). Those threads hand results to goroutines
+// through goro channels as plain threads.
 //
 // The rule. No cnats call that can block its thread runs on a goro worker
 // as a plain call. Every cnats call that takes the connection's lock
@@ -442,11 +443,11 @@ struct ConnState {
   SubState* last_target = nullptr;
   // The message filter (conn_filter), installed once: by the first request
   // (the reply mux) or subscription, where libnats has it (mux_is_async).
-  // Once it is, it sees every message the reader's read events parse and notes its
-  // subject in `seen` (the reader's alone: the filter runs inside those
-  // events): NUL-terminated subjects, nseen of them (a subject is noted
-  // again unless it follows itself), or seen_overflow once a read brought
-  // more than kSeenMax.
+  // Once it is, it sees every message the reader's read events parse and
+  // notes its subject in `seen` (the reader's alone: the filter runs
+  // inside those events): NUL-terminated subjects, nseen of them (a
+  // subject is noted again unless it follows itself), or seen_overflow
+  // once a read brought more than kSeenMax.
   std::mutex filter_mu;  // serializes the install; never held across a park
   std::atomic<bool> filtered{false};
   std::string seen;
@@ -1083,9 +1084,9 @@ void hand_over(SubState* s, natsMsg* m) {
 
 // A plain subscription's pump goroutine: hands what waits for the
 // subscription to its channel, in order, parking while the channel is
-// full: first its backlog (what the filter took while the channel was
-// full, see take_direct), a batch at a time; then, once the subscription
-// is not direct, what cnats queued (cnats keeps queueing meanwhile, up to
+// full: first its backlog (what the filter took, see take_direct), a
+// batch at a time; then, once the subscription is not direct, what cnats
+// queued (cnats keeps queueing meanwhile, up to
 // the pending limits, then drops and counts: the slow-consumer report).
 // Ends at unsubscribe, at the connection's close, or when cnats closed the
 // subscription; then closes the channel.
@@ -1116,11 +1117,13 @@ void pump(std::shared_ptr<SubState> s, std::shared_ptr<ConnState> core) {
     }
     int n = 0;
     if (cn([&] { return natsSubscription_GetPending(s->sub, &n, nullptr); }) != NATS_OK) break;
-    if (n == 0 || direct) {
-      // Queued by cnats while `direct` read true: the subscription lost
-      // direct delivery since, and the backlog goes first. (A direct
-      // subscription has nothing in cnats's queue.)
-      if (n > 0) continue;
+    // Queued by cnats though `direct` read true: the subscription lost
+    // direct delivery since (the filter had stopped taking its messages
+    // first), and the backlog goes first. (Were it still direct, these
+    // could only be messages the filter never saw: they go now, rather
+    // than wait for ever.)
+    if (n > 0 && direct && !s->direct.load(std::memory_order_acquire)) continue;
+    if (n == 0) {
       int why = 0;
       goro::select(goro::recv(s->wake, [&](auto) { why = 1; }), goro::recv(s->done, [&](auto) { why = 2; }),
                    goro::recv(cs->io_stop, [&](auto) { why = 3; }));
