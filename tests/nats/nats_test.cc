@@ -168,23 +168,51 @@ TEST_F(NatsTest, SelectOverARemoteSubjectALocalChannelAndATimeout) {
 TEST_F(NatsTest, ASlowConsumerIsReportedAndBoundedAndUnsubscribeStillEndsIt) {
   goro::run([&] {
     auto nc = nats::connect(server.url());
-    // Room for 4 in the channel and 100 in cnats: the rest is dropped.
+    // Room for 4 in the channel and 100 waiting: the rest is dropped.
     auto sub = nc.subscribe("flood", {.capacity = 4, .pending_msgs = 100});
     nc.flush();
     constexpr int kN = 5000;
     for (int i = 0; i < kN; ++i) nc.publish("flood", num(i));
-    nc.flush();
+    nc.flush();  // its reply follows the 5,000: all of them have been read
     // Drops can be counted before the pump has filled the channel: wait for
     // both (CI caught the order under GORO_DEBUG=migrate=1).
     for (int i = 0; i < 400 && (sub.dropped() == 0 || sub.messages().size() < 4); ++i) goro::sleep_for(5ms);
-    EXPECT_GT(sub.dropped(), 0u);
     EXPECT_EQ(sub.error(), nats::errc::slow_consumer);
     EXPECT_EQ(sub.messages().size(), 4u);  // the channel never grows
+    // Each message is in the channel, waiting (at most 100, and the one the
+    // pump is handing over), or counted as dropped.
+    EXPECT_GE(sub.dropped(), static_cast<std::uint64_t>(kN - (4 + 100 + 1)));
     // The pump, parked on the full channel, lets go.
     sub.unsubscribe();
     int n = 0;
     for (nats::Msg m : sub.messages()) {
       (void)m;
+      ++n;
+    }
+    EXPECT_GE(n, 4);
+    EXPECT_LE(n, 4 + 100 + 1);
+  });
+}
+
+// The same with a limit in bytes only: 100 messages of 100 bytes may wait.
+TEST_F(NatsTest, ASlowConsumersBytesLimitBoundsWhatWaits) {
+  goro::run([&] {
+    auto nc = nats::connect(server.url());
+    auto sub = nc.subscribe("flood.bytes", {.capacity = 4, .pending_msgs = -1, .pending_bytes = 100 * 100});
+    nc.flush();
+    constexpr int kN = 3000;
+    const std::string body(100, 'b');
+    for (int i = 0; i < kN; ++i) nc.publish("flood.bytes", body);
+    nc.flush();  // its reply follows the 3,000: all of them have been read
+    for (int i = 0; i < 400 && (sub.dropped() == 0 || sub.messages().size() < 4); ++i) goro::sleep_for(5ms);
+    EXPECT_EQ(sub.error(), nats::errc::slow_consumer);
+    EXPECT_EQ(sub.messages().size(), 4u);
+    EXPECT_GE(sub.dropped(), static_cast<std::uint64_t>(kN - (4 + 100 + 1)));
+    EXPECT_LT(sub.dropped(), static_cast<std::uint64_t>(kN - 4));  // some did wait
+    sub.unsubscribe();
+    int n = 0;
+    for (nats::Msg m : sub.messages()) {
+      EXPECT_EQ(m.data(), body);
       ++n;
     }
     EXPECT_GE(n, 4);
