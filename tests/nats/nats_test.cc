@@ -305,13 +305,14 @@ TEST_F(NatsTest, PublishersOnASocketThatKeepsFillingLoseNothingAndNeverReconnect
   });
 }
 
-// The reader wakes only the subscriptions whose subject matches what a read
-// brought once a connection has many (the filter notes subjects; a read of
-// many distinct ones falls back to looking at all). Whatever the path, each
-// subscription gets exactly the messages its subject matches: literal,
-// `*`, `>` and queue subscriptions, a subject nobody matches, reads of one
-// subject and reads of hundreds, and a stream that runs while the
-// subscriptions cross the count at which the filter is installed.
+// A subscription alone on its subjects gets its messages from the filter;
+// for those that overlap (here each t.N once t.* and t.> arrive) cnats
+// queues them, and the reader wakes only the pumps whose subject matches
+// what a read brought (the filter notes subjects; a read of many distinct
+// ones falls back to looking at all). Whatever the path, each subscription
+// gets exactly the messages its subject matches: literal, `*`, `>` and
+// queue subscriptions, a subject nobody matches, reads of one subject and
+// reads of hundreds, and a stream that runs while the others are added.
 TEST_F(NatsTest, ManySubscriptionsEachGetExactlyTheMessagesTheirSubjectMatches) {
   goro::run([&] {
     auto nc = nats::connect(server.url());
@@ -329,8 +330,8 @@ TEST_F(NatsTest, ManySubscriptionsEachGetExactlyTheMessagesTheirSubjectMatches) 
         for (nats::Msg m : s.messages()) got[k].fetch_add(1);
       });
     };
-    // The stream starts on a connection with one subscription (no filter),
-    // and keeps going while the others are added.
+    // The stream starts on a connection with one subscription, and keeps
+    // going while the others are added.
     auto stream = nc.subscribe("stream");
     nc.flush();
     std::vector<int> stream_got;  // read once its goroutine has ended
@@ -457,8 +458,8 @@ TEST_F(NatsTest, ASubscriptionThatLosesDirectDeliveryMidStreamKeepsEveryMessageI
 
 // Two goroutines on one worker thread (P = 1), not synchronized with each
 // other, each take every once-only path of a connection and its
-// subscriptions: the message filter's install (every subscribe past the
-// filter's threshold, and the first request), a subscription's end
+// subscriptions: the message filter's install (every subscribe, and the
+// first request), a subscription's end
 // (unsubscribe) and the connection's (close). Run under TSan, a once that
 // keeps its state in thread-locals (libstdc++'s std::call_once) is reported
 // here as a race between the two: TSan sees each goroutine as a thread.
