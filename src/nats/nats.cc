@@ -333,8 +333,7 @@ struct MsgState {
   std::shared_ptr<ConnState> conn;  // to respond
   std::shared_ptr<void> sub;        // a JetStream message's subscription: its ack uses it
   ~MsgState() {
-    if (m == nullptr) return;  // released
-    if (sub == nullptr && conn != nullptr && natsMsg_free != nullptr) {
+    if (sub == nullptr && conn != nullptr && m != nullptr && natsMsg_free != nullptr) {
       give_back(conn.get(), m);
     } else {
       free_msg(m, sub == nullptr);
@@ -348,8 +347,6 @@ struct MsgState {
     out.s_->sub = std::move(sub);
     return out;
   }
-  // Takes the message back out of a handle that no one else holds.
-  static natsMsg* release(Msg& msg) { return std::exchange(msg.s_->m, nullptr); }
   static natsMsg* raw(const Msg& m) { return m.s_ ? m.s_->m : nullptr; }
 };
 
@@ -716,10 +713,13 @@ void take_direct(ConnState* cs, SubState* s, natsMsg* m) {
   bool idle;
   {
     std::lock_guard<std::mutex> lk(s->dmu);
-    if (s->stopping.load(std::memory_order_acquire) ||
-        (s->pending_msgs > 0 && s->held_msgs >= static_cast<std::size_t>(s->pending_msgs)) ||
+    if (s->stopping.load(std::memory_order_acquire)) {
+      free_msg(m, true);
+      return;
+    }
+    if ((s->pending_msgs > 0 && s->held_msgs >= static_cast<std::size_t>(s->pending_msgs)) ||
         (s->pending_bytes > 0 && s->held_bytes + static_cast<std::size_t>(len) > static_cast<std::size_t>(s->pending_bytes))) {
-      if (!s->stopping.load(std::memory_order_relaxed)) s->direct_dropped.fetch_add(1, std::memory_order_relaxed);
+      s->direct_dropped.fetch_add(1, std::memory_order_relaxed);
       free_msg(m, true);
       return;
     }
