@@ -1779,7 +1779,8 @@ bool stuck_with_work(Sched& s, P* p, std::int64_t now) {
 //    for a P in a syscall after one tick;
 //  - asleep uninterruptibly ('D': disk I/O, or the kernel's own locks, as a
 //    page fault waits on a loaded machine) -> hand off once two sample
-//    windows of 2 ms running found it off the CPU and not waiting for one;
+//    windows of 2 ms running found it off the CPU and not waiting for one
+//    (judge_window: a look that finds it 'R' never counts as off the CPU);
 //  - runnable ('R'): computing -> hand off once it has run kComputeNs, Go's
 //    preemption threshold, on the CPU most of a window; but not if it was
 //    mostly waiting for a CPU (more busy threads than cores): another
@@ -1830,11 +1831,34 @@ bool stuck_thread(P* p, std::int64_t now, std::int64_t ran, bool& look_soon) {
   p->mon_sample_at = now;
   p->mon_run_ns = run;
   p->mon_wait_ns = wait;
-  if (drun + dwait < dt / 4) return ++p->mon_asleep >= 2;  // off the CPU, two windows running
+  switch (judge_window(state, drun, dwait, dt)) {
+    case ThreadWindow::off_cpu:
+      return ++p->mon_asleep >= 2;  // two windows running
+    case ThreadWindow::computing:
+      p->mon_asleep = 0;
+      return ran >= kComputeNs;
+    case ThreadWindow::waiting_for_cpu:
+      break;
+  }
   p->mon_asleep = 0;
-  if (drun >= dt / 2) return ran >= kComputeNs;  // computing
-  return false;                                 // waiting for a CPU
+  return false;
 }
+
+}  // namespace
+
+// Off the CPU: neither running nor waiting for a CPU for 3/4 of the window,
+// by the counters, and not found running at its end. The counters alone
+// are not enough: the kernel adds a running thread's CPU time to them only
+// when it accounts for it (a tick, a switch), so a thread that ran through
+// a whole 2 ms window can show none (an echo server's worker, under load,
+// was handed off this way about once a second).
+ThreadWindow judge_window(char state, std::int64_t drun, std::int64_t dwait, std::int64_t dt) {
+  if (state != 'R' && drun + dwait < dt / 4) return ThreadWindow::off_cpu;
+  if (drun >= dt / 2) return ThreadWindow::computing;
+  return ThreadWindow::waiting_for_cpu;
+}
+
+namespace {
 
 // Moves stuck P p's work to a spare P (Sched::stw_mu held by the caller, so
 // no stop of the world or set_max_procs runs). Returns whether it did.

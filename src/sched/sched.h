@@ -368,6 +368,14 @@ struct InlineCall {
 };
 InlineCall inline_call();
 
+// What one sample window of a suspect P's thread shows the monitor (see
+// stuck_thread in sched.cc): `state` is the thread's state letter from
+// /proc/<tid>/stat at the window's end, drun and dwait the CPU time it ran
+// and waited for a CPU during the window (schedstat), dt the window's
+// length, all in ns.
+enum class ThreadWindow { off_cpu, computing, waiting_for_cpu };
+ThreadWindow judge_window(char state, std::int64_t drun, std::int64_t dwait, std::int64_t dt);
+
 // Around a runtime lock's futex wait (RawMutex::lock_slow), on any thread.
 void lock_wait_begin();
 void lock_wait_end();

@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "diag/monitor.h"
+#include "sched/sched.h"
 
 namespace goro::test {
 namespace {
@@ -208,6 +209,29 @@ TEST_P(HandOff, TheMonitorSleepsThroughAProgramThatIdlesBetweenBursts) {
 }
 
 GORO_INSTANTIATE_PROCS(HandOff);
+
+// The monitor's reading of one 2 ms window of a suspect P's thread. The
+// kernel's schedstat counters of a thread that is on a CPU move only when
+// the scheduler accounts for it (a tick, a switch), so a window can show no
+// CPU time at all for a thread that ran through it: the numbers below are
+// what the monitor read for an echo server's worker under load (a
+// connection's goroutine that kept finding data, 7.7 ms without parking),
+// which it took for a thread asleep in the kernel and handed off, about
+// once a second. A thread the kernel reports running ('R') is on a CPU or
+// waiting for one, never off it: only the other states (disk waits, 'D')
+// can make an "off the CPU" window.
+TEST(HandOffVerdict, AThreadTheKernelReportsRunningIsNeverOffTheCpu) {
+  using rt::judge_window;
+  using rt::ThreadWindow;
+  EXPECT_NE(judge_window('R', 0, 0, 2'185'139), ThreadWindow::off_cpu);
+  EXPECT_NE(judge_window('R', 100'000, 50'000, 2'000'000), ThreadWindow::off_cpu);
+  // The verdicts the rules in ARCHITECTURE "Hand-off" ask for.
+  EXPECT_EQ(judge_window('D', 0, 0, 2'000'000), ThreadWindow::off_cpu);
+  EXPECT_EQ(judge_window('D', 100'000, 50'000, 2'000'000), ThreadWindow::off_cpu);
+  EXPECT_EQ(judge_window('R', 1'900'000, 0, 2'000'000), ThreadWindow::computing);
+  EXPECT_EQ(judge_window('D', 1'500'000, 0, 2'000'000), ThreadWindow::computing);
+  EXPECT_EQ(judge_window('R', 200'000, 1'700'000, 2'000'000), ThreadWindow::waiting_for_cpu);
+}
 
 }  // namespace
 }  // namespace goro::test
