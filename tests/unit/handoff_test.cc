@@ -214,10 +214,9 @@ GORO_INSTANTIATE_PROCS(HandOff);
 // kernel's schedstat counters of a thread that is on a CPU move only when
 // the scheduler accounts for it (a tick, a switch), so a window can show no
 // CPU time at all for a thread that ran through it: the numbers below are
-// what the monitor read for an echo server's worker under load (a
-// connection's goroutine that kept finding data, 7.7 ms without parking),
-// which it took for a thread asleep in the kernel and handed off, about
-// once a second. A thread the kernel reports running ('R') is on a CPU or
+// what the monitor read for an echo server's worker under load (7.7 ms
+// without a scheduling point, found 'R'), which it took for a thread
+// asleep in the kernel and handed off, about once a second. A thread the kernel reports running ('R') is on a CPU or
 // waiting for one, never off it: only the other states (disk waits, 'D')
 // can make an "off the CPU" window.
 TEST(HandOffVerdict, AThreadTheKernelReportsRunningIsNeverOffTheCpu) {
