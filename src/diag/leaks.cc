@@ -193,8 +193,18 @@ std::vector<GoroutineInfo> find_leaks(const std::vector<GoroutineInfo>& baseline
       rt::diag::clear_stack_below();
       if (proved_ids(stuck) &&
           std::all_of(left.begin(), left.end(),
-                      [&](const GoroutineInfo& g) { return std::binary_search(stuck.begin(), stuck.end(), g.id); }))
+                      [&](const GoroutineInfo& g) { return std::binary_search(stuck.begin(), stuck.end(), g.id); })) {
+        // `left` was read before the proof, when some of them may not have
+        // parked yet ("runnable"); proved blocked, they cannot move now, so
+        // a new reading shows each where it waits for good.
+        left.clear();
+        for (GoroutineInfo& g : goroutines()) {
+          if (std::binary_search(stuck.begin(), stuck.end(), g.id) &&
+              !std::binary_search(known.begin(), known.end(), g.id))
+            left.push_back(std::move(g));
+        }
         return left;
+      }
     }
     sleep_for(std::chrono::milliseconds(5));  // goroutines on their way out get time to finish
   }
