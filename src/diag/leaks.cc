@@ -180,11 +180,15 @@ std::vector<GoroutineInfo> find_leaks(const std::vector<GoroutineInfo>& baseline
   Clock::time_point next_proof = Clock::now();
   std::vector<GoroutineInfo> left;
   std::vector<std::uint64_t> stuck;
-  for (;;) {
+  // The goroutines now that are not in `known`.
+  auto read_left = [&] {
     left.clear();
     for (GoroutineInfo& g : goroutines()) {
       if (!std::binary_search(known.begin(), known.end(), g.id)) left.push_back(std::move(g));
     }
+  };
+  for (;;) {
+    read_left();
     if (left.empty() || Clock::now() >= deadline) return left;
     // Leaks proved permanent need no more grace (a proof stops the world
     // and scans memory: at most one per 50 ms).
@@ -196,13 +200,10 @@ std::vector<GoroutineInfo> find_leaks(const std::vector<GoroutineInfo>& baseline
                       [&](const GoroutineInfo& g) { return std::binary_search(stuck.begin(), stuck.end(), g.id); })) {
         // `left` was read before the proof, when some of them may not have
         // parked yet ("runnable"); proved blocked, they cannot move now, so
-        // a new reading shows each where it waits for good.
-        left.clear();
-        for (GoroutineInfo& g : goroutines()) {
-          if (std::binary_search(stuck.begin(), stuck.end(), g.id) &&
-              !std::binary_search(known.begin(), known.end(), g.id))
-            left.push_back(std::move(g));
-        }
+        // a new reading shows each where it waits for good (goroutines
+        // spawned since, not proved, are left out as before).
+        read_left();
+        std::erase_if(left, [&](const GoroutineInfo& g) { return !std::binary_search(stuck.begin(), stuck.end(), g.id); });
         return left;
       }
     }

@@ -1831,17 +1831,10 @@ bool stuck_thread(P* p, std::int64_t now, std::int64_t ran, bool& look_soon) {
   p->mon_sample_at = now;
   p->mon_run_ns = run;
   p->mon_wait_ns = wait;
-  switch (judge_window(state, drun, dwait, dt)) {
-    case ThreadWindow::off_cpu:
-      return ++p->mon_asleep >= 2;  // two windows running
-    case ThreadWindow::computing:
-      p->mon_asleep = 0;
-      return ran >= kComputeNs;
-    case ThreadWindow::waiting_for_cpu:
-      break;
-  }
+  const ThreadWindow w = judge_window(state, drun, dwait, dt);
+  if (w == ThreadWindow::off_cpu) return ++p->mon_asleep >= 2;  // two windows running
   p->mon_asleep = 0;
-  return false;
+  return w == ThreadWindow::computing && ran >= kComputeNs;  // not if waiting for a CPU
 }
 
 }  // namespace
