@@ -52,6 +52,9 @@ struct Socket {
   std::atomic<std::uint32_t> refs{1};
   goro::Mutex rmu, wmu;
   goro::WaitGroup released;
+  // Under rmu: the last read was short and proved the receive queue empty
+  // (rt::pd_short_read_drains), so the next one waits for readiness first.
+  bool rdrained = false;
 };
 
 }  // namespace detail
@@ -302,9 +305,14 @@ std::size_t Conn::read(std::span<std::byte> buf, std::error_code& ec) {
       ec.clear();
       return 0;
     }
+    if (s->rdrained) {  // the recv would fail with EAGAIN: wait first
+      if (!wait_io(s, 'r', ec)) return 0;
+      s->rdrained = false;
+    }
     ssize_t n = ::recv(s->fd, buf.data(), buf.size(), 0);
     if (n > 0) {
       io_sync_acquire();
+      s->rdrained = static_cast<std::size_t>(n) < buf.size() && rt::pd_short_read_drains(s->pd);
       ec.clear();
       return static_cast<std::size_t>(n);
     }

@@ -154,6 +154,7 @@ void pd_close(PollDesc* pd) {
   pd->rg.store(0, std::memory_order_relaxed);
   pd->wg.store(0, std::memory_order_relaxed);
   pd->closing.store(false, std::memory_order_relaxed);
+  pd->rexcept.store(false, std::memory_order_relaxed);
   cache_lock.lock();
   pd->next_free = cache_free;
   cache_free = pd;
@@ -224,6 +225,9 @@ int netpoll(std::int64_t deadline_ns, G** out) {
   for (int i = 0; i < n; ++i) {
     auto* pd = reinterpret_cast<PollDesc*>(evs[i].token & ~kGenMask);
     if ((pd->gen.load(std::memory_order_relaxed) & kGenMask) != (evs[i].token & kGenMask)) continue;
+    // Before the waiter comes off rg (netpoll.h, Short reads).
+    if (evs[i].exceptional && !pd->rexcept.load(std::memory_order_relaxed))
+      pd->rexcept.store(true, std::memory_order_release);
     G* gs[2] = {evs[i].readable ? unblock(pd->rg, true) : nullptr,
                 evs[i].writable ? unblock(pd->wg, true) : nullptr};
     for (G* g : gs) {

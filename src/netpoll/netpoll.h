@@ -14,6 +14,19 @@
 // their flag (seq_cst) before swapping, the waiter sets kWait (seq_cst)
 // before reading the flags: one of them sees the other.
 //
+// Short reads. A stream read that returns less than it asked for emptied the
+// socket's receive queue, so the next read may wait for an event before it
+// tries the syscall, instead of paying for an EAGAIN (tokio and libuv do the
+// same over epoll): bytes that arrive after that read raise a new edge,
+// which leaves kReady or wakes the waiter. Two things end a read short with
+// no new edge to follow: a FIN or an error that came with the last bytes
+// (the one event that announced both is spent), and TCP urgent data (a read
+// stops at its mark with bytes queued behind it). An event that reports
+// either sets `rexcept` for the descriptor's life (netpoll stores it before
+// it takes the waiter off rg, so whoever that event woke, or whoever takes
+// its kReady, sees it); from then on a short read proves nothing
+// (pd_short_read_drains) and reads try the syscall first.
+//
 // Lifetime: PollDescs are recycled, never freed, so a readiness event or a
 // deadline timer that arrives after its socket closed touches valid memory.
 // Events carry a 6-bit generation so most stale ones are dropped; one that
@@ -33,6 +46,7 @@ struct alignas(64) PollDesc {
   std::atomic<std::uintptr_t> rg{0}, wg{0};
   std::atomic<std::uint32_t> gen{0};     // bumped at each reuse (low 6 bits go in event tokens)
   std::atomic<bool> closing{false};      // set by pd_evict; waits return errc::closed
+  std::atomic<bool> rexcept{false};      // a hang-up, error or urgent data was reported (Short reads)
   std::atomic<std::int64_t> rd{0}, wd{0};  // deadline ns; 0 none, -1 passed
   Lock lock;                             // serializes deadline changes and timer expiry
   Timer rtimer, wtimer;
@@ -54,6 +68,9 @@ int pd_check(PollDesc* pd, char mode);
 // Parks until the fd may be ready in direction mode, or close, or deadline.
 // Returns 0 (retry the syscall) or a goro::errc value.
 int pd_wait(PollDesc* pd, char mode);
+// Whether a short stream read on pd's descriptor proves its receive queue
+// empty, so that the next read may wait first (see Short reads above).
+inline bool pd_short_read_drains(PollDesc* pd) { return !pd->rexcept.load(std::memory_order_acquire); }
 // Sets the deadline of direction mode ('r', 'w', or 'b' for both): when_ns 0
 // means none; a time not after now expires it at once (waking a waiter).
 void pd_set_deadline(PollDesc* pd, char mode, std::int64_t when_ns);

@@ -5,8 +5,8 @@
 //
 // A registered descriptor is reported edge-triggered: an event says "the fd
 // may have become readable/writable since the last report", never "still
-// is". Callers therefore always try the syscall first and wait only after
-// EAGAIN.
+// is". Callers therefore try the syscall first and wait only after EAGAIN,
+// or after a read that proved the fd drained (netpoll.h, pd_short_read_drains).
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,7 @@ struct Event {
   std::uint64_t token;  // as given to add()
   bool readable;        // data, EOF, a pending connection, or an error
   bool writable;        // buffer space, connect done, or an error
+  bool exceptional;     // hang-up, error or urgent data: no further event will announce them
 };
 
 // Creates the backend; aborts with a message if the OS refuses (no fds left

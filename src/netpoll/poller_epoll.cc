@@ -1,7 +1,8 @@
 // src/netpoll/poller_epoll.cc: the epoll backend of poller.h.
 //
 // One epoll instance, descriptors registered once with EPOLLIN | EPOLLOUT |
-// EPOLLRDHUP | EPOLLET for their whole life. An eventfd registered with
+// EPOLLRDHUP | EPOLLPRI | EPOLLET for their whole life (EPOLLPRI: TCP urgent
+// data, which stops a read short at its mark). An eventfd registered with
 // token 0 interrupts a blocked wait; `pending` coalesces interrupts so that
 // a burst of wakeups costs one eventfd write, and is cleared by the waiter
 // that drains the eventfd.
@@ -59,7 +60,7 @@ void init() { std::call_once(once, do_init); }
 
 int add(int fd, std::uint64_t token) {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
   ev.data.u64 = token;
   return epoll_ctl(epfd.load(std::memory_order_acquire), EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : errno;
 }
@@ -99,8 +100,9 @@ int wait(std::int64_t deadline_ns, Event* out, int max) {
     }
     std::uint32_t e = evs[i].events;
     out[k].token = evs[i].data.u64;
-    out[k].readable = (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+    out[k].readable = (e & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR)) != 0;
     out[k].writable = (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
+    out[k].exceptional = (e & (EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR)) != 0;
     ++k;
   }
   return k;
