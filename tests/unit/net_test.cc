@@ -1,6 +1,7 @@
 // tests/unit/net_test.cc: goro::net and the netpoller over loopback: echo at
 // scale with checked payloads, many connections at once, deadlines, EOF,
-// close unblocking blocked calls, a peer reset, writes larger than the
+// the end of a stream or urgent data behind a short read, close unblocking
+// blocked calls, a peer reset, writes larger than the
 // socket buffer, fd exhaustion and recovery, addresses, dial with a context,
 // plain threads, and goro::blocking.
 #include <goro/blocking.h>
