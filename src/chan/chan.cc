@@ -48,6 +48,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -156,26 +157,44 @@ struct WaitQueue {
 
 }  // namespace
 
-struct ChanCore {
+// Laid out in cache lines by who touches what, aligned to a line so that
+// the split holds wherever the allocator puts it:
+//   1. the lock, and what changes only when a handle is copied or dropped;
+//   2. what a send or receive reads and writes under the lock;
+//   3. the wait queues, written only when a goroutine parks or is woken.
+// The lock has a line of its own because goroutines on other cores poll it
+// while they wait (RawMutex::lock_slow): if it shared a line with the
+// buffer's indexes, every poll pulled that line away from the holder in the
+// middle of its critical section. With the header at whatever offset the
+// allocator gave it (16-byte aligned, 152 bytes), channel-bound workloads
+// at GOMAXPROCS=2 were bimodal run to run: fanout_pipeline 101-153 ns per
+// item, chan_mpmc 43-62; with this layout 104-121 and 45-47 (8 and 4
+// alternating runs of each binary). With the lock and the indexes on one
+// line it was worse than either: fanout_pipeline 121-150.
+struct alignas(64) ChanCore {
   rt::Lock lock;
   std::atomic<std::size_t> refs{1};
-  const ElemOps* ops = nullptr;
-  std::size_t cap = 0;
-  std::atomic<std::size_t> count{0};  // buffered elements (lock; relaxed mirror for peeks)
-  std::size_t recvx = 0;              // next slot to receive from
-  std::size_t sendx = 0;              // next slot to send into
-  std::atomic<bool> closed{false};
-  WaitQueue recvq;
-  WaitQueue sendq;
-  unsigned char* buf = nullptr;       // cap slots of ops->size bytes
   // Runs when the last handle goes, before anything is destroyed (the
   // Ticker uses it: a ticker lives as long as its channel has users).
   // Set once, before the channel is shared.
   void (*on_last_handle)(void*) = nullptr;
   void* on_last_handle_arg = nullptr;
 
+  alignas(64) std::atomic<bool> closed{false};
+  std::atomic<std::size_t> count{0};  // buffered elements (lock; relaxed mirror for peeks)
+  std::size_t recvx = 0;              // next slot to receive from
+  std::size_t sendx = 0;              // next slot to send into
+  std::size_t cap = 0;
+  unsigned char* buf = nullptr;       // cap slots of ops->size bytes
+  const ElemOps* ops = nullptr;
+
+  alignas(64) WaitQueue recvq;
+  WaitQueue sendq;
+
   void* slot(std::size_t i) const { return buf + i * ops->size; }
 };
+static_assert(offsetof(ChanCore, ops) + sizeof(void*) <= 2 * 64 && offsetof(ChanCore, sendq) + sizeof(WaitQueue) <= 3 * 64,
+              "each group of ChanCore's fields fits its cache line");
 
 namespace {
 
