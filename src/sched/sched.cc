@@ -1802,6 +1802,10 @@ bool stuck_thread(P* p, std::int64_t now, std::int64_t ran, bool& look_soon) {
   // cache is work, and handing it off only costs.)
   G* bg = p->blocking_g.load(std::memory_order_relaxed);
   if (bg != nullptr && bg == __atomic_load_n(&p->curg, __ATOMIC_RELAXED) && state != 'R') return true;
+  // The CPU times only where a verdict uses them: a thread found running
+  // or in 'D' before kStuckNs (mostly one the kernel preempted: the common
+  // look under network load) is let be without them.
+  if (state != 'S' && ran < kStuckNs) return false;
   std::int64_t run = 0, wait = 0;
   const bool times = state != '?' && diag::thread_cpu_times(tid, run, wait);
   if (state == 'S' && times) {
