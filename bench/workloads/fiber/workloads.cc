@@ -5,8 +5,6 @@
 #include <boost/fiber/all.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <mutex>
 #include <random>
 #include <string>
@@ -21,7 +19,11 @@ using bench::Clock;
 namespace {
 
 // Runs `body` as a fiber under the configured scheduler and returns when it
-// finishes; helper threads join the work-stealing pool meanwhile.
+// finishes; helper threads join the work-stealing pool meanwhile. A helper
+// waits on a fiber condition variable, as Boost's own work_stealing example
+// does: that suspends only the helper's main fiber, so its scheduler runs
+// and steals. (An std:: condition variable would block the whole thread,
+// and every fiber would run on the main thread whatever GOMAXPROCS says.)
 template <class F>
 void with_scheduler(F body) {
   int procs = 1;
@@ -31,9 +33,8 @@ void with_scheduler(F body) {
     bf::fiber(body).join();
     return;
   }
-  std::atomic<bool> done{false};
   std::mutex mu;
-  std::condition_variable_any cv;
+  bf::condition_variable_any cv;
   bool finished = false;
   std::vector<std::thread> helpers;
   for (int i = 1; i < procs; ++i) {
@@ -51,7 +52,6 @@ void with_scheduler(F body) {
   }
   cv.notify_all();
   for (auto& h : helpers) h.join();
-  (void)done;
 }
 
 // A WaitGroup built from Boost.Fiber's mutex and condition variable.
